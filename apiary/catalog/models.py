@@ -1,0 +1,42 @@
+"""The registry's file format: one full catalog state per version (``_registry/NNNNNN.json``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FrameDef(BaseModel):
+    """What a frame is: its id, schema and partitioning. Fixed once created."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    frame_id: str
+    columns: list[dict[str, Any]] = Field(alias="schema")  # apiary.cells.types.schema_to_json
+    partition_by: list[str] = []
+    created_at: str = ""
+
+    def same_definition(self, other: FrameDef) -> bool:
+        return self.columns == other.columns and self.partition_by == other.partition_by
+
+
+class BoxDef(BaseModel):
+    frames: dict[str, FrameDef] = {}
+
+
+class HiveDef(BaseModel):
+    boxes: dict[str, BoxDef] = {}
+
+
+class RegistryState(BaseModel):
+    """The whole catalog. Small (names and schemas only), so each version holds all of it."""
+
+    version: int = -1
+    commit_id: str = ""
+    writer: str = ""
+    timestamp: str = ""
+    hives: dict[str, HiveDef] = {}
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)

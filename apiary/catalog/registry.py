@@ -1,0 +1,205 @@
+"""Registry: catalog changes committed as new versions with ``put_if_absent``; losers retry."""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from apiary.catalog.models import BoxDef, FrameDef, HiveDef, RegistryState
+from apiary.commitlog import CHECKPOINT_INTERVAL, CommitLog
+from apiary.errors import (
+    AlreadyExistsError,
+    ApiaryError,
+    ConflictError,
+    EntityNotFoundError,
+    SerializationError,
+)
+from apiary.names import validate_name
+from apiary.storage import Storage
+
+log = logging.getLogger("apiary.catalog")
+
+# A change edits a copy of the state in place; it returns False when there is nothing to do.
+Change = Callable[[RegistryState], bool]
+
+
+class Registry:
+    def __init__(self, storage: Storage, writer: str, *, commit_retries: int = 50) -> None:
+        self.log = CommitLog(storage, "_registry")
+        self.writer = writer
+        self.commit_retries = commit_retries
+        self._state = RegistryState()
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def state(self) -> RegistryState:
+        """The newest state. Each version is complete, so only the newest one is read."""
+        after: int | None = self._state.version
+        if self._state.version < 0:
+            # First read: start listing at the checkpointed version, not at the beginning.
+            checkpoint = self.log.latest_checkpoint()
+            after = checkpoint - 1 if checkpoint else None
+        newer = self.log.versions_after(after)
+        if newer:
+            path = newer[-1].path
+            try:
+                self._state = RegistryState.model_validate(self.log.read_json(path))
+            except ValidationError as exc:
+                raise SerializationError(
+                    f"catalog state {path} is damaged ({exc.error_count()} problems); restore it "
+                    "from a backup, or delete it to fall back to the previous version"
+                ) from exc
+        return self._state
+
+    def hive(self, hive: str) -> HiveDef:
+        hives = self.state().hives
+        if hive not in hives:
+            raise _not_found("hive", hive, hives)
+        return hives[hive]
+
+    def box(self, hive: str, box: str) -> BoxDef:
+        boxes = self.hive(hive).boxes
+        if box not in boxes:
+            raise _not_found("box", f"{hive}.{box}", boxes, prefix=f"{hive}.")
+        return boxes[box]
+
+    def frame(self, hive: str, box: str, frame: str) -> FrameDef:
+        frames = self.box(hive, box).frames
+        if frame not in frames:
+            raise _not_found("frame", f"{hive}.{box}.{frame}", frames, prefix=f"{hive}.{box}.")
+        return frames[frame]
+
+    # -- changing ----------------------------------------------------------------------------
+
+    def commit(self, change: Change) -> RegistryState:
+        """Apply ``change`` to the newest state and commit it as the next version."""
+        for _ in range(self.commit_retries + 1):
+            base = self.state()
+            new = base.model_copy(deep=True)
+            if not change(new):
+                return base
+            new.version = base.version + 1
+            new.commit_id = uuid.uuid4().hex
+            new.writer = self.writer
+            new.timestamp = datetime.now(UTC).isoformat()
+            if self.log.try_create(new.version, new.to_json()):
+                self._state = new
+                if new.version % CHECKPOINT_INTERVAL == 0 and new.version > 0:
+                    self.log.write_checkpoint(new.version, new.to_json())
+                return new
+            time.sleep(random.uniform(0, 0.01))  # another writer won; let it finish first
+        raise ConflictError(
+            f"catalog change lost {self.commit_retries + 1} races in a row; nothing changed. "
+            "Retry, or raise commit_retries if many nodes change the catalog at once."
+        )
+
+    def create_hive(self, hive: str) -> None:
+        validate_name(hive, "hive")
+
+        def change(state: RegistryState) -> bool:
+            if hive in state.hives:
+                return False
+            state.hives[hive] = HiveDef()
+            return True
+
+        self.commit(change)
+
+    def create_box(self, hive: str, box: str) -> None:
+        validate_name(box, "box")
+
+        def change(state: RegistryState) -> bool:
+            boxes = _lookup_hive(state, hive).boxes
+            if box in boxes:
+                return False
+            boxes[box] = BoxDef()
+            return True
+
+        self.commit(change)
+
+    def create_frame(self, hive: str, box: str, frame: str, definition: FrameDef) -> FrameDef:
+        """Create a frame, or return the existing one when its definition is the same."""
+        validate_name(frame, "frame")
+
+        def change(state: RegistryState) -> bool:
+            frames = _lookup_box(state, hive, box).frames
+            existing = frames.get(frame)
+            if existing is None:
+                frames[frame] = definition
+                return True
+            if existing.same_definition(definition):
+                return False
+            raise AlreadyExistsError(
+                f"frame {hive}.{box}.{frame} already exists with a different schema or "
+                "partitioning; drop it first (drop_frame) or choose another name"
+            )
+
+        return self.commit(change).hives[hive].boxes[box].frames[frame]
+
+    def drop_hive(self, hive: str, *, cascade: bool = False) -> None:
+        def change(state: RegistryState) -> bool:
+            boxes = _lookup_hive(state, hive).boxes
+            if boxes and not cascade:
+                raise ApiaryError(
+                    f"hive {hive} still holds boxes {sorted(boxes)}; drop them first or pass "
+                    "cascade=True to drop everything inside"
+                )
+            del state.hives[hive]
+            return True
+
+        self.commit(change)
+
+    def drop_box(self, hive: str, box: str, *, cascade: bool = False) -> None:
+        def change(state: RegistryState) -> bool:
+            frames = _lookup_box(state, hive, box).frames
+            if frames and not cascade:
+                raise ApiaryError(
+                    f"box {hive}.{box} still holds frames {sorted(frames)}; drop them first or "
+                    "pass cascade=True to drop everything inside"
+                )
+            del state.hives[hive].boxes[box]
+            return True
+
+        self.commit(change)
+
+    def drop_frame(self, hive: str, box: str, frame: str) -> None:
+        def change(state: RegistryState) -> bool:
+            frames = _lookup_box(state, hive, box).frames
+            if frame not in frames:
+                raise _not_found("frame", f"{hive}.{box}.{frame}", frames, prefix=f"{hive}.{box}.")
+            del frames[frame]
+            return True
+
+        self.commit(change)
+
+
+def _lookup_hive(state: RegistryState, hive: str) -> HiveDef:
+    if hive not in state.hives:
+        raise _not_found("hive", hive, state.hives)
+    return state.hives[hive]
+
+
+def _lookup_box(state: RegistryState, hive: str, box: str) -> BoxDef:
+    boxes = _lookup_hive(state, hive).boxes
+    if box not in boxes:
+        raise _not_found("box", f"{hive}.{box}", boxes, prefix=f"{hive}.")
+    return boxes[box]
+
+
+def _not_found(kind: str, full: str, existing: dict, prefix: str = "") -> EntityNotFoundError:
+    """'frame a.b.tempx does not exist; did you mean a.b.temp?' — or list what does exist."""
+    name = full.rsplit(".", 1)[-1]
+    close = difflib.get_close_matches(name, list(existing), n=3, cutoff=0.6)
+    if close:
+        hint = "did you mean " + " or ".join(prefix + c for c in close) + "?"
+    elif existing:
+        hint = f"existing {kind}s: " + ", ".join(prefix + e for e in sorted(existing)[:10])
+    else:
+        hint = f"there are no {kind}s here yet; create it first"
+    return EntityNotFoundError(f"{kind} {full} does not exist; {hint}")

@@ -1,0 +1,104 @@
+"""Storage URIs: what a person may type, and what it resolves to (pure logic).
+
+Accepted forms::
+
+    None                                  ~/.apiary/data/<name>/ (the embedded default)
+    /some/dir, ./dir, file:///some/dir    a local directory
+    s3://bucket/prefix?endpoint=URL&region=R   S3 or any S3-compatible server (MinIO, moto)
+    memory://name                         in-process memory, shared by name (tests)
+
+Credentials never come from the URI: a URI is printed in logs, status and the TUI.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import parse_qs, urlsplit
+
+from apiary.errors import ConfigError
+
+Scheme = Literal["file", "s3", "memory"]
+
+_S3_QUERY_KEYS = {"endpoint", "region"}
+_SECRET_HINTS = ("key", "secret", "token", "password", "credential")
+
+
+def apiary_home() -> Path:
+    """Where the embedded default keeps its data: ``$APIARY_HOME`` or ``~/.apiary``."""
+    return Path(os.environ.get("APIARY_HOME") or Path.home() / ".apiary")
+
+
+@dataclass(frozen=True)
+class Location:
+    """A parsed storage root. ``str(location)`` is safe to print."""
+
+    scheme: Scheme
+    path: str  # local: absolute directory; s3: key prefix inside the bucket; memory: store name
+    bucket: str = ""
+    endpoint: str | None = None
+    region: str | None = None
+
+    def __str__(self) -> str:
+        if self.scheme == "file":
+            return self.path
+        if self.scheme == "memory":
+            return f"memory://{self.path}"
+        root = f"s3://{self.bucket}/{self.path}".rstrip("/")
+        return f"{root} (endpoint {self.endpoint})" if self.endpoint else root
+
+
+def parse_location(uri: str | os.PathLike[str] | None, name: str = "default") -> Location:
+    """Resolve what the user gave as ``storage`` into a :class:`Location`."""
+    if uri is None:
+        return Location("file", str(apiary_home() / "data" / name))
+    text = os.fspath(uri).strip()
+    if not text:
+        raise ConfigError("storage URI is empty; give a directory, s3://bucket/prefix or omit it")
+    if "://" not in text:
+        return Location("file", str(Path(text).expanduser().resolve()))
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if parts.username or parts.password:
+        raise ConfigError(
+            "storage URI must not contain credentials; set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or the [storage] section of apiary.toml) instead"
+        )
+    if scheme == "file":
+        if parts.query:
+            raise ConfigError("file:// storage URIs take no options")
+        return Location("file", str(Path(parts.netloc + parts.path).expanduser().resolve()))
+    if scheme == "memory":
+        return Location("memory", (parts.netloc + parts.path).strip("/") or "default")
+    if scheme in ("s3", "s3a"):
+        return _parse_s3(parts.netloc, parts.path, parts.query)
+    raise ConfigError(
+        f"storage scheme {scheme!r} is not supported; use a local directory, "
+        "s3://bucket/prefix (S3, MinIO) or memory://name"
+    )
+
+
+def _parse_s3(bucket: str, path: str, query: str) -> Location:
+    if not bucket:
+        raise ConfigError("s3:// URI needs a bucket: s3://bucket/optional/prefix")
+    options = parse_qs(query, keep_blank_values=True)
+    for key in options:
+        if any(hint in key.lower() for hint in _SECRET_HINTS):
+            raise ConfigError(
+                f"storage URI option {key!r} looks like a credential; credentials never go in "
+                "the URI: set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or use apiary.toml"
+            )
+        if key not in _S3_QUERY_KEYS:
+            raise ConfigError(
+                f"unknown s3:// URI option {key!r}; allowed: {', '.join(sorted(_S3_QUERY_KEYS))}"
+            )
+    endpoint = options.get("endpoint", [None])[-1] or os.environ.get("AWS_ENDPOINT_URL") or None
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        raise ConfigError(f"S3 endpoint {endpoint!r} must start with http:// or https://")
+    region = options.get("region", [None])[-1] or None
+    prefix = path.strip("/")
+    if any(seg in ("..", ".") for seg in prefix.split("/")):
+        raise ConfigError("s3:// prefix must not contain '.' or '..' segments")
+    return Location("s3", prefix, bucket=bucket, endpoint=endpoint, region=region)
