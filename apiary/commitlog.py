@@ -96,4 +96,4 @@ class CommitLog:
 
 
 def encode(document: dict[str, Any]) -> bytes:
-    return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
+    return json.dumps(document, separators=(",", ":"), sort_keys=True, allow_nan=False).encode()

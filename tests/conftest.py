@@ -41,3 +41,25 @@ def fault_proxy(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Ite
     bucket = moto_server.create_bucket()  # created directly, so no fault rule can hit it
     with FaultProxy(moto_server.endpoint) as proxy:
         yield ProxiedS3(proxy, _use_target(S3Target.make(proxy.endpoint, bucket), monkeypatch))
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Keep every test away from the developer's ~/.apiary, config files and APIARY_* settings."""
+    home = tmp_path_factory.mktemp("apiary-home")
+    for key in list(os.environ):
+        if key.startswith("APIARY_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("APIARY_HOME", str(home))
+    monkeypatch.setenv("APIARY_CONFIG", str(home / "absent.toml"))
+    return home
+
+
+@pytest.fixture(params=["local", "memory", "s3"])
+def storage_uri(request: pytest.FixtureRequest, tmp_path) -> str:
+    """One storage root per backend: every test using it runs against all three."""
+    if request.param == "local":
+        return str(tmp_path / "root")
+    if request.param == "memory":
+        return f"memory://{request.node.name}-{os.getpid()}-{id(request)}"
+    return request.getfixturevalue("s3_bucket").uri

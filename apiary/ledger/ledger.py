@@ -84,10 +84,11 @@ class Ledger:
                 ) from None
         return snap
 
-    def history(self) -> list[LedgerEntry]:
-        """Every entry, oldest first (vacuum needs when each cell was removed)."""
+    def history(self) -> list[tuple[LedgerEntry, datetime]]:
+        """Every entry, oldest first, with its commit time on the storage's clock."""
         return [
-            self._read_entry(CommitLog.version_of(info)) for info in self.log.versions_after(None)
+            (self._read_entry(CommitLog.version_of(info)), info.last_modified)
+            for info in self.log.versions_after(None)
         ]
 
     def _empty(self) -> Snapshot:
@@ -151,8 +152,9 @@ class Ledger:
                 self._latest = snap.apply(entry)
                 self._maybe_checkpoint(self._latest)
                 return entry
-            log.debug("%s: lost version %d (attempt %d), rebasing", self.name, entry.version,
-                      attempt + 1)  # fmt: skip
+            log.debug(
+                "%s: lost version %d (attempt %d), rebasing", self.name, entry.version, attempt + 1
+            )
             snap = self.latest()
         raise ConflictError(
             f"commit to {self.name} lost {self.commit_retries + 1} races in a row and was not "

@@ -21,7 +21,8 @@ class CellMeta(BaseModel):
 
     path: str  # relative to the frame folder, e.g. "region=eu/cell_<uuid>.parquet"
     rows: int
-    bytes: int
+    bytes: int  # size of the Parquet object
+    memory_bytes: int = 0  # decoded Arrow size: what a bee must hold; drives compaction
     partition: dict[str, str] = {}
     stats: dict[str, ColumnStats] = {}
 

@@ -9,9 +9,14 @@ from apiary.storage.retry import RetryPolicy
 from apiary.storage.uri import Location, apiary_home, parse_location
 
 __all__ = [
-    "Location", "ObjectInfo", "RetryPolicy", "Storage", "apiary_home", "open_storage",
+    "Location",
+    "ObjectInfo",
+    "RetryPolicy",
+    "Storage",
+    "apiary_home",
+    "open_storage",
     "parse_location",
-]  # fmt: skip
+]
 
 
 def open_storage(

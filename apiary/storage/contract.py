@@ -54,8 +54,13 @@ class Storage:
         self._secrets = tuple(s for s in secrets if s)
         self._sleep = sleep
         self.counters: dict[str, int] = {
-            "get": 0, "get_range": 0, "put": 0, "list": 0, "head": 0, "delete": 0,
-        }  # fmt: skip
+            "get": 0,
+            "get_range": 0,
+            "put": 0,
+            "list": 0,
+            "head": 0,
+            "delete": 0,
+        }
 
     def __repr__(self) -> str:
         return f"Storage({self.location})"
@@ -140,8 +145,9 @@ class Storage:
                     if ambiguous is not None:
                         log.warning(
                             "conditional put of %s: an earlier reply was lost; read back: %s",
-                            path, "ours, committed" if won else "another writer's",
-                        )  # fmt: skip
+                            path,
+                            "ours, committed" if won else "another writer's",
+                        )
                     return won
                 error: BaseException = StorageError(f"{path} refused and absent")
             except Exception as exc:
@@ -153,8 +159,10 @@ class Storage:
                 break
             log.warning(
                 "conditional put of %s failed (%s); retrying in %.2fs",
-                path, self._redact(str(error))[:200], delay,
-            )  # fmt: skip
+                path,
+                self._redact(str(error))[:200],
+                delay,
+            )
             self._sleep(delay)
         return self._settle(path, data, error)
 
@@ -217,8 +225,11 @@ class Storage:
                     raise self._translate(op, path, exc) from exc
                 log.warning(
                     "%s %s failed (%s); retrying in %.2fs",
-                    op, path or "/", self._redact(str(exc))[:200], delay,
-                )  # fmt: skip
+                    op,
+                    path or "/",
+                    self._redact(str(exc))[:200],
+                    delay,
+                )
                 self._sleep(delay)
 
     def _translate(self, op: str, path: str, exc: BaseException) -> StorageError:

@@ -21,9 +21,11 @@ def make_store(location: Location, credentials: dict[str, str] | None = None) ->
     if location.endpoint:
         config["endpoint"] = location.endpoint
     config["region"] = (
-        location.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        location.region
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
         or "us-east-1"
-    )  # fmt: skip
+    )
     for key, value in (credentials or {}).items():
         if key not in ("access_key_id", "secret_access_key", "session_token"):
             raise ConfigError(f"unknown S3 credential field {key!r}")

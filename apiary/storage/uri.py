@@ -59,7 +59,12 @@ def parse_location(uri: str | os.PathLike[str] | None, name: str = "default") ->
         raise ConfigError("storage URI is empty; give a directory, s3://bucket/prefix or omit it")
     if "://" not in text:
         return Location("file", str(Path(text).expanduser().resolve()))
-    parts = urlsplit(text)
+    if text.lower().startswith("memory://"):
+        return Location("memory", text[len("memory://") :].strip("/") or "default")
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:
+        raise ConfigError(f"storage URI is malformed: {exc}") from None
     scheme = parts.scheme.lower()
     if parts.username or parts.password:
         raise ConfigError(
@@ -70,8 +75,6 @@ def parse_location(uri: str | os.PathLike[str] | None, name: str = "default") ->
         if parts.query:
             raise ConfigError("file:// storage URIs take no options")
         return Location("file", str(Path(parts.netloc + parts.path).expanduser().resolve()))
-    if scheme == "memory":
-        return Location("memory", (parts.netloc + parts.path).strip("/") or "default")
     if scheme in ("s3", "s3a"):
         return _parse_s3(parts.netloc, parts.path, parts.query)
     raise ConfigError(

@@ -173,34 +173,40 @@ class _Handler(BaseHTTPRequestHandler):
         rule = proxy._take_rule(self.command, path)
         action = rule.action if rule else None
 
+        # Each branch records BEFORE answering: a client that has its answer must find its
+        # request in `.requests` already.
+        def record(status: int | None, upstream_status: int | None) -> None:
+            proxy._record(
+                RecordedRequest(self.command, path, query, status, upstream_status, action)
+            )
+
         if rule is not None and rule.action == "status":
             code = rule.code or DEFAULT_CODES.get(rule.status, "InjectedFault")
+            record(rule.status, None)
             payload = s3_error_body(code, rule.message, path)
             self._reply(rule.status, [("Content-Type", "application/xml")], payload)
-            proxy._record(RecordedRequest(self.command, path, query, rule.status, None, action))
             return
         if rule is not None and rule.action == "hold":
             proxy._hold()
+            record(None, None)
             self._drop()
-            proxy._record(RecordedRequest(self.command, path, query, None, None, action))
             return
 
         try:
             status, reason, headers, payload = self._forward(body)
         except OSError as exc:
-            msg = f"upstream unreachable: {exc}"
-            self._reply(502, [("Content-Type", "text/plain")], msg.encode())
-            proxy._record(RecordedRequest(self.command, path, query, 502, None, action))
+            record(502, None)
+            self._reply(502, [("Content-Type", "text/plain")], f"upstream: {exc}".encode())
             return
 
         if rule is not None and rule.action in ("lose_reply", "hold_after_forward"):
             if rule.action == "hold_after_forward":
                 proxy._hold()
+            record(None, status)
             self._drop()
-            proxy._record(RecordedRequest(self.command, path, query, None, status, action))
             return
+        record(status, status)
         self._reply(status, headers, payload, reason)
-        proxy._record(RecordedRequest(self.command, path, query, status, status, None))
 
     def _forward(self, body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
         proxy = self.server.proxy

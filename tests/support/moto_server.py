@@ -37,7 +37,7 @@ def moto_missing_reason() -> str | None:
         try:
             if importlib.util.find_spec(mod) is None:
                 return f"{mod} is not importable; install moto[server]"
-        except ImportError as exc:  # parent package missing
+        except (ImportError, ValueError) as exc:  # parent missing, or blocked in sys.modules
             return f"{mod} is not importable ({exc}); install moto[server]"
     return None
 
@@ -71,7 +71,8 @@ class S3Target:
 class MotoServer:
     """`python -m moto.server` on a free loopback port; `start()` returns once it answers HTTP."""
 
-    def __init__(self, start_timeout: float = 30.0) -> None:
+    def __init__(self, start_timeout: float = 30.0, port: int = 0) -> None:
+        self._wanted_port = port
         self.start_timeout = start_timeout
         self.port: int = 0
         self.endpoint: str = ""
@@ -100,7 +101,7 @@ class MotoServer:
         raise RuntimeError(f"moto server did not start: {last_error}")
 
     def _start_once(self) -> None:
-        self.port = free_port()
+        self.port = self._wanted_port or free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         fd, log = tempfile.mkstemp(prefix="apiary-moto-", suffix=".log")
         self._log_path = Path(log)
@@ -173,3 +174,27 @@ class MotoServer:
         if self._log_path is not None:
             self._log_path.unlink(missing_ok=True)
             self._log_path = None
+
+
+def main() -> None:
+    """``just s3``: a moto S3 server for manual use, with one bucket, until Ctrl-C."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--bucket", default="apiary-dev")
+    args = parser.parse_args()
+    with MotoServer(port=args.port) as server:
+        server.create_bucket(args.bucket)
+        print(f"S3 endpoint {server.endpoint}, bucket {args.bucket}")
+        print(f"  export AWS_ACCESS_KEY_ID={DUMMY_KEY} AWS_SECRET_ACCESS_KEY={DUMMY_KEY}")
+        print(f"  apiary demo --storage 's3://{args.bucket}/apiary?endpoint={server.endpoint}'")
+        try:
+            while server._proc is not None and server._proc.poll() is None:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -69,8 +69,9 @@ def in_thread(fn: Callable[[], Any]) -> Future[Any]:
 # -- MotoServer and fixtures ---------------------------------------------------------------------
 
 
-def test_moto_server_lifecycle_and_reset() -> None:
-    # Its own server: a reset on the session one would wipe other tests' buckets.
+def test_moto_server_lifecycle_and_reset(moto_server: MotoServer) -> None:
+    # Its own server: a reset on the session one would wipe other tests' buckets. (The session
+    # fixture is requested only for its skip/fail-when-moto-is-missing behaviour.)
     server = MotoServer()
     server.start()
     try:

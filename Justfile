@@ -1,0 +1,36 @@
+# Apiary developer recipes. Install just with `pip install rust-just` (or your package manager).
+
+# Run the tests and the linters.
+default: test lint
+
+# Run the test suite; extra arguments go to pytest (e.g. `just test -k ledger -x`).
+test *options:
+    python3 -m pytest {{options}}
+
+# ruff lint and format check.
+lint:
+    ruff check .
+    ruff format --check .
+
+# Reformat and autofix.
+fix:
+    ruff check --fix .
+    ruff format .
+
+# Write, read back and summarise sample data on the embedded default (~/.apiary/data/default).
+demo *options:
+    apiary demo {{options}}
+
+# Start moto's S3 server on 127.0.0.1 for manual use (creates bucket `apiary-dev`), until Ctrl-C.
+s3 port="9000":
+    python3 -m tests.support.moto_server --port {{port}} --bucket apiary-dev
+
+# Benchmarks (see README "Benchmarks").
+bench *options:
+    apiary bench write {{options}}
+
+# Prove the package installs and runs with runtime dependencies only (no test extras).
+no-dev:
+    rm -rf /tmp/apiary-nodev && python3 -m venv /tmp/apiary-nodev
+    /tmp/apiary-nodev/bin/pip install -q .
+    /tmp/apiary-nodev/bin/apiary demo --storage /tmp/apiary-nodev/data --rows 10000

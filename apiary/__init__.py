@@ -1,0 +1,46 @@
+"""Apiary: a lakehouse for small computers.
+
+Write Arrow data from Python, query it with SQL, and let every node pointed at the same bucket
+share the work. See :class:`apiary.Apiary`.
+"""
+
+from apiary.errors import (
+    AlreadyExistsError,
+    ApiaryError,
+    CommitStateUnknownError,
+    ConfigError,
+    ConflictError,
+    EntityNotFoundError,
+    InvalidNameError,
+    MemoryExceededError,
+    NotFoundError,
+    SchemaError,
+    SerializationError,
+    StorageError,
+    TaskAbandonedError,
+    TaskTimeoutError,
+    WriteConflictError,
+)
+from apiary.sdk import Apiary
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlreadyExistsError",
+    "Apiary",
+    "ApiaryError",
+    "CommitStateUnknownError",
+    "ConfigError",
+    "ConflictError",
+    "EntityNotFoundError",
+    "InvalidNameError",
+    "MemoryExceededError",
+    "NotFoundError",
+    "SchemaError",
+    "SerializationError",
+    "StorageError",
+    "TaskAbandonedError",
+    "TaskTimeoutError",
+    "WriteConflictError",
+    "__version__",
+]

@@ -1,0 +1,76 @@
+"""Writing cells: conformed Arrow data → partitioned, leafcutter-sized Parquet objects + metadata.
+
+Cells are uploaded before anything is committed, so a writer that dies here leaves only
+unreferenced objects, which readers never see and ``vacuum`` removes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from apiary.cells.partition import split_by_partition
+from apiary.cells.sizing import CellSizing, cut
+from apiary.cells.stats import column_stats
+from apiary.ledger.models import CellMeta, ColumnStats
+from apiary.names import partition_path
+from apiary.storage import Storage
+
+COMPRESSION = "lz4"
+ROW_GROUP_ROWS = 128 * 1024  # small enough for row-group pruning, big enough to scan fast
+UPLOAD_THREADS = 4  # Parquet encoding releases the GIL, and S3 puts are mostly waiting
+
+
+def encode_parquet(table: pa.Table) -> pa.Buffer:
+    sink = pa.BufferOutputStream()
+    pq.write_table(
+        table,
+        sink,
+        compression=COMPRESSION,
+        write_statistics=True,
+        row_group_size=ROW_GROUP_ROWS,
+    )
+    return sink.getvalue()
+
+
+def write_cells(
+    storage: Storage,
+    frame_prefix: str,
+    table: pa.Table,
+    partition_by: Sequence[str],
+    sizing: CellSizing,
+    max_partitions: int,
+) -> list[CellMeta]:
+    """Split ``table`` (already conformed to the frame schema) into cells and upload them."""
+    pieces: list[tuple[dict[str, str], pa.Table]] = [
+        (values, piece)
+        for values, part in split_by_partition(table, partition_by, max_partitions)
+        for piece in cut(part, sizing)
+        if piece.num_rows
+    ]
+
+    def upload(item: tuple[dict[str, str], pa.Table]) -> CellMeta:
+        values, piece = item
+        folder = partition_path(values, list(partition_by))
+        name = f"cell_{uuid.uuid4().hex}.parquet"
+        relative = f"{folder}/{name}" if folder else name
+        data = encode_parquet(piece)
+        storage.put(f"{frame_prefix}/{relative}", data.to_pybytes())
+        stats = {col: ColumnStats(**s) for col, s in column_stats(piece).items()}
+        return CellMeta(
+            path=relative,
+            rows=piece.num_rows,
+            bytes=data.size,
+            memory_bytes=piece.nbytes,
+            partition=values,
+            stats=stats,
+        )
+
+    if len(pieces) <= 1:
+        return [upload(item) for item in pieces]
+    with ThreadPoolExecutor(min(UPLOAD_THREADS, len(pieces))) as pool:
+        return list(pool.map(upload, pieces))

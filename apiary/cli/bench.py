@@ -1,0 +1,84 @@
+"""``apiary bench``: benchmarks that report ratios against baselines run in the same process."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from apiary.cli.common import console
+
+
+@click.group()
+def bench() -> None:
+    """Measure Apiary against raw baselines on this machine."""
+
+
+@bench.command("write")
+@click.option("--rows", default=2_000_000, show_default=True, help="Rows in the test table.")
+@click.option("--repeats", default=3, show_default=True, help="Runs per side; medians shown.")
+@click.option("--commits", default=50, show_default=True, help="Commits per concurrent writer.")
+@click.option(
+    "--writers", default="1,4,8", show_default=True, help="Concurrent writer counts to try."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def bench_write(rows: int, repeats: int, commits: int, writers: str, as_json: bool) -> None:
+    """Write throughput vs bare pyarrow.parquet, and commits/s under concurrency."""
+    from apiary.bench import write
+
+    counts = tuple(int(w) for w in writers.split(",") if w.strip())
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=as_json,
+    ) as bar:
+        task = bar.add_task("preparing data")
+        results = write.run(
+            rows, repeats, counts, commits, progress=lambda what: bar.update(task, description=what)
+        )
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    w = results["write"]
+    table = Table(
+        "writer",
+        "seconds",
+        "rows/s",
+        "MB/s",
+        "vs bare",
+        title=f"write {w['rows']:,} rows ({w['megabytes']} MB in memory), LZ4",
+    )
+    table.add_row(
+        "bare pyarrow.parquet",
+        str(w["bare"]["seconds"]),
+        f"{w['bare']['rows_per_s']:,}",
+        str(w["bare"]["mb_per_s"]),
+        "1.00",
+    )
+    for label in ("apiary", "apiary_partitioned"):
+        r = w[label]
+        table.add_row(
+            label.replace("_", " "),
+            str(r["seconds"]),
+            f"{r['rows_per_s']:,}",
+            str(r["mb_per_s"]),
+            f"{r['ratio_vs_bare']:.2f}",
+        )
+    console.print(table)
+    commits_table = Table(
+        "writers",
+        "commits",
+        "seconds",
+        "commits/s",
+        title="concurrent commits to one frame, local disk",
+    )
+    for c in results["commits"]:
+        commits_table.add_row(
+            str(c["writers"]), str(c["commits"]), str(c["seconds"]), str(c["commits_per_s"])
+        )
+    console.print(commits_table)

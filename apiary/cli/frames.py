@@ -1,0 +1,80 @@
+"""Frame housekeeping commands: ``vacuum``, ``compact``, ``history``."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from apiary.cli.common import console, frame_argument, split_frame, storage_options
+from apiary.sdk import Apiary
+
+
+@click.command("vacuum")
+@frame_argument
+@storage_options
+@click.option(
+    "--retention-hours",
+    type=float,
+    default=None,
+    help="Keep unreferenced cells younger than this (default from settings: 168).",
+)
+@click.option("--dry-run", is_flag=True, help="Only report what would be deleted.")
+@click.option("--force", is_flag=True, help="Allow a retention under one hour.")
+def vacuum_cmd(
+    frame: str,
+    storage: str | None,
+    name: str,
+    retention_hours: float | None,
+    dry_run: bool,
+    force: bool,
+) -> None:
+    """Delete cells no longer referenced by FRAME (orphans and replaced cells)."""
+    hive, box, frame_name = split_frame(frame)
+    with Apiary(name, storage) as ap:
+        report = ap.vacuum_frame(
+            hive, box, frame_name, retention_hours=retention_hours, dry_run=dry_run, force=force
+        )
+    verb = "would delete" if dry_run else "deleted"
+    console.print(
+        f"{frame}: {verb} {report['cells_deleted']} cells ({report['bytes_freed']:,} bytes); "
+        f"{report['kept_within_retention']} unreferenced cells kept within the retention"
+    )
+
+
+@click.command("compact")
+@frame_argument
+@storage_options
+def compact_cmd(frame: str, storage: str | None, name: str) -> None:
+    """Merge FRAME's small cells into leafcutter-sized ones (one commit)."""
+    hive, box, frame_name = split_frame(frame)
+    with Apiary(name, storage) as ap:
+        report = ap.compact_frame(hive, box, frame_name)
+    if not report["cells_removed"]:
+        console.print(f"{frame}: nothing to compact (version {report['version']})")
+        return
+    console.print(
+        f"{frame}: {report['cells_removed']} cells → {report['cells_added']} "
+        f"({report['rows_rewritten']:,} rows) at version {report['version']}"
+    )
+
+
+@click.command("history")
+@frame_argument
+@storage_options
+def history_cmd(frame: str, storage: str | None, name: str) -> None:
+    """List FRAME's versions (what each commit did); read any of them with version=."""
+    hive, box, frame_name = split_frame(frame)
+    with Apiary(name, storage) as ap:
+        rows = ap.frame_history(hive, box, frame_name)
+    table = Table("version", "operation", "committed at", "writer", "+cells", "-cells", "+rows")
+    for row in rows:
+        table.add_row(
+            str(row["version"]),
+            str(row["operation"]),
+            str(row["committed_at"])[:19].replace("T", " "),
+            str(row["writer"]),
+            str(row["cells_added"]),
+            str(row["cells_removed"]),
+            f"{row['rows_added']:,}",
+        )
+    console.print(table)

@@ -1,0 +1,81 @@
+"""Settings: defaults, overridden by a TOML file, overridden by ``APIARY_*`` variables.
+
+The file is ``$APIARY_CONFIG`` if set, else ``/etc/apiary/apiary.toml`` (the Pi appliance), else
+``~/.apiary/apiary.toml``; a missing file is fine. Keys are the field names below, at top level::
+
+    storage = "s3://fleet/apiary?endpoint=http://minio.local:9000"
+    node_id = "pi-kitchen"
+    commit_retries = 100
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from apiary.errors import ConfigError
+from apiary.storage.uri import apiary_home
+
+
+def config_file() -> Path | None:
+    explicit = os.environ.get("APIARY_CONFIG")
+    if explicit:
+        return Path(explicit)
+    for candidate in (Path("/etc/apiary/apiary.toml"), apiary_home() / "apiary.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="APIARY_", extra="forbid")
+
+    storage: str | None = Field(None, description="storage root URI; unset = ~/.apiary/data/<name>")
+    node_id: str = Field(default_factory=socket.gethostname, description="this node's name")
+    commit_retries: int = Field(100, ge=0, description="lost commit races retried before giving up")
+    storage_retries: int = Field(6, ge=1, description="tries of one storage request on faults")
+    max_partitions: int = Field(1000, ge=1, description="partitions one write may create")
+    memory_per_bee: int | None = Field(
+        None, gt=0, description="bytes per bee; unset = node memory budget / cores"
+    )
+    vacuum_retention_hours: float = Field(168.0, ge=0, description="vacuum keeps younger cells")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = config_file()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from file + environment + ``overrides`` (flags), with errors that name the key."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        where = config_file()
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        source = f" (config file {where}, APIARY_* variables or arguments)" if where else ""
+        raise ConfigError(f"invalid settings{source}: {problems}") from None
+    except Exception as exc:  # a TOML syntax error
+        raise ConfigError(f"cannot read config file {config_file()}: {exc}") from None

@@ -1,0 +1,1 @@
+"""The node runtime: resources, bees, colony temperature."""

@@ -1,0 +1,316 @@
+"""The Python SDK: ``Apiary(name, storage=None)``.
+
+Both vocabularies work everywhere: hive/box/frame and database/schema/table.
+
+    with Apiary("home") as ap:
+        ap.create_hive("farm"); ap.create_box("farm", "sensors")
+        ap.create_frame("farm", "sensors", "temps", {"region": "string", "temp": "float64"},
+                        partition_by=["region"])
+        ap.write_to_frame("farm", "sensors", "temps", table)
+        ap.read_from_frame("farm", "sensors", "temps", partition_filter={"region": "north"})
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from apiary.catalog import FrameDef, Registry
+from apiary.cells.sizing import CellSizing, leafcutter
+from apiary.cells.types import schema_from_spec, schema_to_json
+from apiary.config import Settings, load_settings
+from apiary.frame import Frame
+from apiary.ledger import Ledger
+from apiary.maintenance import compact, vacuum
+from apiary.names import validate_name
+from apiary.runtime import resources, temperature
+from apiary.storage import RetryPolicy, Storage, open_storage
+
+log = logging.getLogger("apiary")
+
+
+class Apiary:
+    """One client of a storage root: catalog, writes, reads and housekeeping."""
+
+    def __init__(
+        self,
+        name: str = "default",
+        storage: str | None = None,
+        *,
+        node_id: str | None = None,
+        credentials: dict[str, str] | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        validate_name(name, "apiary")
+        self.name = name
+        self.settings = settings or load_settings(storage=storage, node_id=node_id)
+        self._storage_uri = storage if storage is not None else self.settings.storage
+        self._credentials = credentials
+        self._storage: Storage | None = None
+        self._registry: Registry | None = None
+        self._frames: dict[tuple[str, str, str], Frame] = {}
+        self._lock = threading.RLock()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> Apiary:
+        """Open the storage root; refuse one without conditional writes. Idempotent."""
+        with self._lock:
+            if self._storage is None:
+                retry = RetryPolicy(attempts=self.settings.storage_retries)
+                storage = open_storage(
+                    self._storage_uri, name=self.name, credentials=self._credentials, retry=retry
+                )
+                if storage.location.scheme == "s3":
+                    storage.check_conditional_writes()
+                self._registry = Registry(
+                    storage, self.node_id, commit_retries=self.settings.commit_retries
+                )
+                self._storage = storage
+                log.info("apiary %s started on %s", self.name, storage.location)
+        return self
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._storage = None
+            self._registry = None
+            self._frames.clear()
+
+    def __enter__(self) -> Apiary:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        where = self._storage.location if self._storage else (self._storage_uri or "default")
+        return f"Apiary({self.name!r}, storage={str(where)!r})"
+
+    @property
+    def node_id(self) -> str:
+        return self.settings.node_id
+
+    @property
+    def storage(self) -> Storage:
+        return self.start()._storage  # type: ignore[return-value]
+
+    @property
+    def registry(self) -> Registry:
+        return self.start()._registry  # type: ignore[return-value]
+
+    @property
+    def sizing(self) -> CellSizing:
+        per_bee = self.settings.memory_per_bee or resources.memory_budget() // resources.cores()
+        return leafcutter(per_bee)
+
+    # -- namespace ---------------------------------------------------------------------------
+
+    def create_hive(self, hive: str) -> None:
+        self.registry.create_hive(hive)
+
+    def create_box(self, hive: str, box: str) -> None:
+        self.registry.create_box(hive, box)
+
+    def create_frame(
+        self,
+        hive: str,
+        box: str,
+        frame: str,
+        schema: Mapping[str, Any] | pa.Schema,
+        partition_by: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """Create a frame; the same definition again is a no-op, a different one AlreadyExists."""
+        validate_name(frame, "frame")
+        arrow_schema = schema_from_spec(schema, list(partition_by or ()))
+        wanted = FrameDef(
+            frame_id=uuid.uuid4().hex,
+            columns=schema_to_json(arrow_schema),
+            partition_by=list(partition_by or ()),
+            created_at=datetime.now(UTC).isoformat(),
+        )
+        stored = self.registry.create_frame(hive, box, frame, wanted)
+        handle = self._frame(hive, box, frame, stored)
+        if stored.frame_id == wanted.frame_id:
+            self._clear_leftovers(handle)
+        handle.ledger.create()
+        return self.get_frame(hive, box, frame)
+
+    def list_hives(self) -> list[str]:
+        return sorted(self.registry.state().hives)
+
+    def list_boxes(self, hive: str) -> list[str]:
+        return sorted(self.registry.hive(hive).boxes)
+
+    def list_frames(self, hive: str, box: str) -> list[str]:
+        return sorted(self.registry.box(hive, box).frames)
+
+    def get_frame(self, hive: str, box: str, frame: str) -> dict[str, Any]:
+        """A frame's definition and its latest version, cells, rows and bytes."""
+        handle = self.frame(hive, box, frame)
+        snap = handle.snapshot()
+        return {
+            "hive": hive,
+            "box": box,
+            "frame": frame,
+            "schema": handle.schema,
+            "partition_by": list(handle.partition_by),
+            "version": snap.version,
+            "cells": len(snap.cells),
+            "rows": snap.rows,
+            "bytes": snap.bytes,
+            "created_at": handle.definition.created_at,
+        }
+
+    def drop_hive(self, hive: str, *, cascade: bool = False) -> None:
+        frames = [(hive, b, f) for b in self.list_boxes(hive) for f in self.list_frames(hive, b)]
+        self.registry.drop_hive(hive, cascade=cascade)
+        self._delete_data(frames)
+
+    def drop_box(self, hive: str, box: str, *, cascade: bool = False) -> None:
+        frames = [(hive, box, f) for f in self.list_frames(hive, box)]
+        self.registry.drop_box(hive, box, cascade=cascade)
+        self._delete_data(frames)
+
+    def drop_frame(self, hive: str, box: str, frame: str) -> None:
+        """Remove a frame from the catalog, then delete its ledger and cells."""
+        self.registry.drop_frame(hive, box, frame)
+        self._delete_data([(hive, box, frame)])
+
+    # database vocabulary
+    create_database = create_hive
+    create_schema = create_box
+    create_table = create_frame
+    list_databases = list_hives
+    list_schemas = list_boxes
+    list_tables = list_frames
+    get_table = get_frame
+    drop_database = drop_hive
+    drop_schema = drop_box
+    drop_table = drop_frame
+
+    # -- data --------------------------------------------------------------------------------
+
+    def write_to_frame(self, hive: str, box: str, frame: str, data: object) -> dict[str, Any]:
+        """Append ``data`` (Arrow, pandas, polars, IPC bytes) as one atomic commit."""
+        return self._write(hive, box, frame, data, overwrite=False)
+
+    def overwrite_frame(self, hive: str, box: str, frame: str, data: object) -> dict[str, Any]:
+        """Replace the frame's contents with ``data`` in one commit; old versions stay readable."""
+        return self._write(hive, box, frame, data, overwrite=True)
+
+    def read_from_frame(
+        self,
+        hive: str,
+        box: str,
+        frame: str,
+        partition_filter: Mapping[str, Any] | None = None,
+        columns: Sequence[str] | None = None,
+        version: int | None = None,
+    ) -> pa.Table:
+        """The frame as a ``pyarrow.Table``, at its latest version or at ``version``."""
+        return self.frame(hive, box, frame).read(partition_filter, columns, version)
+
+    def frame_history(self, hive: str, box: str, frame: str) -> list[dict[str, Any]]:
+        """One row per committed version: what it did and how much data it moved."""
+        return [
+            {
+                "version": entry.version,
+                "operation": entry.operation,
+                "committed_at": committed_at.isoformat(),
+                "writer": entry.writer,
+                "cells_added": len(entry.add),
+                "cells_removed": len(entry.remove),
+                "rows_added": sum(cell.rows for cell in entry.add),
+            }
+            for entry, committed_at in self.frame(hive, box, frame).ledger.history()
+        ]
+
+    def vacuum_frame(
+        self,
+        hive: str,
+        box: str,
+        frame: str,
+        *,
+        retention_hours: float | None = None,
+        dry_run: bool = False,
+        force: bool = False,
+    ) -> dict[str, object]:
+        hours = self.settings.vacuum_retention_hours if retention_hours is None else retention_hours
+        report = vacuum(
+            self.frame(hive, box, frame), timedelta(hours=hours), dry_run=dry_run, force=force
+        )
+        return report.to_dict()
+
+    def compact_frame(self, hive: str, box: str, frame: str) -> dict[str, int]:
+        handle = self.frame(hive, box, frame)
+        return compact(handle, self.sizing, self.settings.max_partitions).to_dict()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def frame(self, hive: str, box: str, frame: str) -> Frame:
+        """The frame handle (ledger, schema); EntityNotFoundError names what is missing."""
+        definition = self.registry.frame(hive, box, frame)
+        return self._frame(hive, box, frame, definition)
+
+    def _frame(self, hive: str, box: str, frame: str, definition: FrameDef) -> Frame:
+        key = (hive, box, frame)
+        with self._lock:
+            cached = self._frames.get(key)
+            if cached is None or cached.definition.frame_id != definition.frame_id:
+                prefix = f"{hive}/{box}/{frame}"
+                ledger = Ledger(
+                    self.storage,
+                    prefix,
+                    definition,
+                    writer=self.node_id,
+                    name=f"{hive}.{box}.{frame}",
+                    commit_retries=self.settings.commit_retries,
+                )
+                cached = Frame(self.storage, hive, box, frame, definition, ledger)
+                self._frames[key] = cached
+            return cached
+
+    def _write(
+        self, hive: str, box: str, frame: str, data: object, *, overwrite: bool
+    ) -> dict[str, Any]:
+        started = time.perf_counter()
+        handle = self.frame(hive, box, frame)
+        outcome = handle.write(
+            data,
+            sizing=self.sizing,
+            max_partitions=self.settings.max_partitions,
+            overwrite=overwrite,
+        )
+        return {
+            "version": outcome.version,
+            "cells_written": len(outcome.cells),
+            "rows_written": outcome.rows,
+            "bytes_written": outcome.bytes,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            "temperature": temperature.sample(),
+        }
+
+    def _clear_leftovers(self, frame: Frame) -> None:
+        """Delete whatever an earlier frame of the same name left behind (a drop cut short).
+
+        Only the client whose catalog commit created the frame calls this, before version 0
+        exists: by the catalog, nothing under the folder can belong to the new frame.
+        """
+        leftovers = self.storage.list(frame.prefix)
+        if leftovers:
+            log.warning("removing %d leftover files under %s", len(leftovers), frame.prefix)
+        for obj in leftovers:
+            self.storage.delete(obj.path)
+
+    def _delete_data(self, frames: list[tuple[str, str, str]]) -> None:
+        for hive, box, frame in frames:
+            self._frames.pop((hive, box, frame), None)
+            for obj in self.storage.list(f"{hive}/{box}/{frame}"):
+                self.storage.delete(obj.path)

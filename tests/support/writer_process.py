@@ -1,0 +1,86 @@
+"""A writer in its own process, for concurrency and crash tests.
+
+    python writer_process.py --storage URI --writer 3 --commits 25 --rows 10 [--crash-phase P]
+
+Prints one JSON line per acknowledged commit: {"writer", "commit", "version"}. Row ids are
+``writer * 1_000_000 + commit * 1_000 + i``, so the test can check every acknowledged write is
+present exactly once. With ``--crash-phase`` the writer announces ``PHASE <name>`` on stdout at
+that point of its next commit and then waits to be killed:
+
+- ``cells_uploaded``: the cells are in storage, the ledger entry not yet sent;
+- ``after_put``: the ledger entry was created, the caller has not been told.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+
+import pyarrow as pa
+
+from apiary import Apiary
+from apiary.commitlog import CommitLog
+
+FRAME = ("crash", "test", "events")
+SCHEMA = {"writer": "int32", "commit": "int32", "id": "int64"}
+
+
+def batch(writer: int, commit: int, rows: int) -> pa.Table:
+    base = writer * 1_000_000 + commit * 1_000
+    return pa.table(
+        {
+            "writer": pa.array([writer] * rows, pa.int32()),
+            "commit": pa.array([commit] * rows, pa.int32()),
+            "id": pa.array(range(base, base + rows), pa.int64()),
+        }
+    )
+
+
+def announce_and_wait(phase: str) -> None:
+    print(f"PHASE {phase}", flush=True)
+    threading.Event().wait()  # until SIGKILL
+
+
+def install_crash(phase: str) -> None:
+    original = CommitLog.try_create
+
+    def try_create(self: CommitLog, version: int, document: dict) -> bool:
+        if document.get("operation") != "add_cells":
+            return original(self, version, document)
+        if phase == "cells_uploaded":
+            announce_and_wait(phase)
+        won = original(self, version, document)
+        if phase == "after_put" and won:
+            announce_and_wait(phase)
+        return won
+
+    CommitLog.try_create = try_create  # type: ignore[method-assign]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--storage", required=True)
+    parser.add_argument("--writer", type=int, required=True)
+    parser.add_argument("--commits", type=int, default=1)
+    parser.add_argument("--first-commit", type=int, default=0)
+    parser.add_argument("--rows", type=int, default=10)
+    parser.add_argument("--crash-phase", choices=["cells_uploaded", "after_put"])
+    args = parser.parse_args()
+    with Apiary("test", args.storage, node_id=f"writer-{args.writer}") as ap:
+        ap.frame(*FRAME).ledger.latest()
+        print("READY", flush=True)
+        if args.crash_phase:
+            install_crash(args.crash_phase)
+        for commit in range(args.first_commit, args.first_commit + args.commits):
+            result = ap.write_to_frame(*FRAME, batch(args.writer, commit, args.rows))
+            print(
+                json.dumps({"writer": args.writer, "commit": commit, "version": result["version"]}),
+                flush=True,
+            )
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
