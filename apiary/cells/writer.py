@@ -58,19 +58,20 @@ def write_cells(
         folder = partition_path(values, list(partition_by))
         name = f"cell_{uuid.uuid4().hex}.parquet"
         relative = f"{folder}/{name}" if folder else name
+        stats = side.submit(column_stats, piece)  # overlaps with the encoding below
         data = encode_parquet(piece)
         storage.put(f"{frame_prefix}/{relative}", data.to_pybytes())
-        stats = {col: ColumnStats(**s) for col, s in column_stats(piece).items()}
         return CellMeta(
             path=relative,
             rows=piece.num_rows,
             bytes=data.size,
             memory_bytes=piece.nbytes,
             partition=values,
-            stats=stats,
+            stats={col: ColumnStats(**s) for col, s in stats.result().items()},
         )
 
-    if len(pieces) <= 1:
-        return [upload(item) for item in pieces]
-    with ThreadPoolExecutor(min(UPLOAD_THREADS, len(pieces))) as pool:
-        return list(pool.map(upload, pieces))
+    with ThreadPoolExecutor(UPLOAD_THREADS) as side:
+        if len(pieces) <= 1:
+            return [upload(item) for item in pieces]
+        with ThreadPoolExecutor(min(UPLOAD_THREADS, len(pieces))) as pool:
+            return list(pool.map(upload, pieces))
