@@ -15,9 +15,12 @@ from support.writer_process import FRAME, SCHEMA, batch
 
 from apiary import Apiary, CommitStateUnknownError
 
+SECRET = "Sup3r-s3cret-Value-9f2"  # moto accepts any key; this one must never be printed
+
 
 @pytest.fixture
-def ap(fault_proxy):
+def ap(fault_proxy, monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     with Apiary("test", fault_proxy.target.uri) as client:
         client.create_hive(FRAME[0])
         client.create_box(*FRAME[:2])
@@ -52,14 +55,15 @@ def test_lost_reply_503_and_409_give_exactly_one_commit_each(ap, fault_proxy, ca
         for r in caplog.records
         for m in [r.getMessage()]
     )
-    assert "testing" not in caplog.text  # the secret key never reaches the log
+    assert SECRET not in caplog.text  # the secret key never reaches the log
 
 
 def test_storage_that_never_answers_reports_unknown_state_and_harms_nothing(ap, fault_proxy):
     ap.write_to_frame(*FRAME, batch(0, 0, 10))
     fault_proxy.proxy.add_fault("PUT", r"_ledger/000002\.json$", "status", status=503, times=50)
-    with pytest.raises(CommitStateUnknownError, match="Re-read"):
+    with pytest.raises(CommitStateUnknownError, match="Re-read") as info:
         ap.write_to_frame(*FRAME, batch(0, 1, 10))
+    assert SECRET not in str(info.value) and SECRET not in repr(ap)
     fault_proxy.proxy.clear_faults()
     with Apiary("test", fault_proxy.target.uri) as fresh:
         assert fresh.get_frame(*FRAME)["version"] == 1

@@ -215,8 +215,12 @@ class _Handler(BaseHTTPRequestHandler):
             # skip_host: relay the client's own Host header, which SigV4 signed.
             conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
             for name, value in self.headers.items():
-                if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
-                    conn.putheader(name, value)
+                lower = name.lower()
+                if lower in HOP_BY_HOP or lower == "content-length":
+                    continue
+                if lower in proxy.drop_request_headers:
+                    continue
+                conn.putheader(name, value)
             if body or self.command in ("PUT", "POST") or "Content-Length" in self.headers:
                 conn.putheader("Content-Length", str(len(body)))
             conn.endheaders(body or None)
@@ -278,6 +282,9 @@ class FaultProxy:
         self._stopping = False
         self._connections: set[socket.socket] = set()
         self.connections_accepted = 0  # fewer than requests proves keep-alive reuse
+        # Lower-case header names never forwarded: {"if-none-match"} turns the upstream into a
+        # store without conditional writes (an old MinIO, a naive S3 clone).
+        self.drop_request_headers: set[str] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 

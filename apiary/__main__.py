@@ -1,0 +1,5 @@
+"""``python -m apiary`` is the ``apiary`` command."""
+
+from apiary.cli import main
+
+main()

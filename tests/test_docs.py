@@ -1,0 +1,46 @@
+"""The README stays true: its quick start matches CI, and every command is documented."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from apiary.cli import cli
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+
+
+def quick_start_commands() -> list[str]:
+    section = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.+?)\n```", section)
+
+
+def test_quick_start_has_exactly_two_commands() -> None:
+    commands = quick_start_commands()
+    assert len(commands) == 2
+    assert "apiary demo" in commands[0] and "pip install" in commands[0]
+    assert "pytest" in commands[1]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    ci = (REPO / ".ci" / "run").read_text()
+    assert quick_start_commands()[1] in ci.splitlines()
+
+
+def all_commands() -> list[str]:
+    names = []
+    for name, command in cli.commands.items():
+        sub = getattr(command, "commands", None)
+        names += [f"{name} {s}" for s in sub] if sub else [name]
+    return names
+
+
+def test_every_command_is_documented_in_the_readme() -> None:
+    missing = [name for name in all_commands() if f"apiary {name}" not in README]
+    assert not missing, f"document these commands in README.md: {missing}"
+
+
+def test_every_command_has_help_text() -> None:
+    for name, command in cli.commands.items():
+        assert command.help or command.short_help, f"apiary {name} has no help text"
