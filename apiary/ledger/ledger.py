@@ -63,10 +63,13 @@ class Ledger:
 
     def at(self, version: int) -> Snapshot:
         """The snapshot as of ``version`` (time travel): nearest checkpoint, then entries."""
-        if self._latest is not None and self._latest.version == version:
-            return self._latest
-        if version < 0:
-            raise EntityNotFoundError(f"frame {self.name} has no version {version}")
+        latest = self.latest()
+        if version == latest.version:
+            return latest
+        if not 0 <= version < latest.version:
+            raise EntityNotFoundError(
+                f"frame {self.name} has no version {version}; its versions are 0..{latest.version}"
+            )
         snap = self._empty()
         for checkpoint in range(version - version % CHECKPOINT_INTERVAL, 0, -CHECKPOINT_INTERVAL):
             try:
@@ -75,13 +78,7 @@ class Ledger:
             except NotFoundError:
                 continue  # its writer died before writing it; an earlier one will do
         for v in range(snap.version + 1, version + 1):
-            try:
-                snap = snap.apply(self._read_entry(v))
-            except NotFoundError:
-                latest = self.latest().version
-                raise EntityNotFoundError(
-                    f"frame {self.name} has no version {version}; its versions are 0..{latest}"
-                ) from None
+            snap = snap.apply(self._read_entry(v))
         return snap
 
     def history(self) -> list[tuple[LedgerEntry, datetime]]:

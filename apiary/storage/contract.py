@@ -137,9 +137,16 @@ class Storage:
                 try:
                     existing = self.get(path)
                 except NotFoundError:
-                    # Refused but absent: a competing conditional write was in flight and then
-                    # failed. Nobody holds the name, so try again.
+                    # Refused but absent: S3's 409, a competing conditional write was in flight
+                    # and then failed. Nobody holds the name, so try again.
                     existing = None
+                except StorageError as exc:
+                    if ambiguous is None:
+                        raise
+                    raise CommitStateUnknownError(
+                        f"a reply creating {path} was lost and reading it back failed ({exc}); "
+                        "re-read before retrying the write"
+                    ) from exc
                 if existing is not None:
                     won = existing == data
                     if ambiguous is not None:
