@@ -40,6 +40,10 @@ class SchemaError(ApiaryError, ValueError):
     """Data does not fit the frame's schema; nothing was written."""
 
 
+class SqlError(ApiaryError, ValueError):
+    """A SQL statement could not be parsed, planned or run as written."""
+
+
 class ConflictError(ApiaryError):
     """A commit kept losing races and ran out of retries; nothing was committed."""
 

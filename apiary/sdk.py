@@ -13,12 +13,13 @@ Both vocabularies work everywhere: hive/box/frame and database/schema/table.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -31,7 +32,10 @@ from apiary.ledger import Ledger
 from apiary.maintenance import compact, vacuum
 from apiary.names import validate_name
 from apiary.runtime import resources, temperature
-from apiary.storage import RetryPolicy, Storage, open_storage
+from apiary.storage import Location, RetryPolicy, Storage, open_storage
+
+if TYPE_CHECKING:
+    from apiary.sql.session import QueryStats, SqlSession
 
 log = logging.getLogger("apiary")
 
@@ -42,7 +46,7 @@ class Apiary:
     def __init__(
         self,
         name: str = "default",
-        storage: str | None = None,
+        storage: str | os.PathLike[str] | Location | None = None,
         *,
         node_id: str | None = None,
         credentials: dict[str, str] | None = None,
@@ -50,12 +54,14 @@ class Apiary:
     ) -> None:
         validate_name(name, "apiary")
         self.name = name
-        self.settings = settings or load_settings(storage=storage, node_id=node_id)
+        configured = storage if isinstance(storage, str) else None
+        self.settings = settings or load_settings(storage=configured, node_id=node_id)
         self._storage_uri = storage if storage is not None else self.settings.storage
         self._credentials = credentials
         self._storage: Storage | None = None
         self._registry: Registry | None = None
         self._frames: dict[tuple[str, str, str], Frame] = {}
+        self._sql: SqlSession | None = None
         self._lock = threading.RLock()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -104,6 +110,11 @@ class Apiary:
     @property
     def registry(self) -> Registry:
         return self.start()._registry  # type: ignore[return-value]
+
+    @property
+    def credentials(self) -> dict[str, str] | None:
+        """S3 credentials given to the constructor (None: the AWS_* variables are used)."""
+        return self._credentials
 
     @property
     def sizing(self) -> CellSizing:
@@ -216,6 +227,31 @@ class Apiary:
     ) -> pa.Table:
         """The frame as a ``pyarrow.Table``, at its latest version or at ``version``."""
         return self.frame(hive, box, frame).read(partition_filter, columns, version)
+
+    def sql(self, query: str) -> pa.Table:
+        """Run one SQL statement; see README "SQL" for names, commands and time travel.
+
+        ``USE HIVE`` / ``USE BOX`` apply to later statements of this client.
+        """
+        if self._sql is None:
+            from apiary.sql.session import SqlSession
+
+            self._sql = SqlSession(self)
+        return self._sql.execute(query)
+
+    @property
+    def using(self) -> tuple[str | None, str | None]:
+        """The (hive, box) chosen with ``USE`` in this client's SQL."""
+        return (self._sql.hive, self._sql.box) if self._sql else (None, None)
+
+    @property
+    def last_query(self) -> QueryStats:
+        """Rows, time and per-frame pruning figures of the last ``sql()`` call."""
+        if self._sql is None:
+            from apiary.sql.session import QueryStats
+
+            return QueryStats()
+        return self._sql.last
 
     def frame_history(self, hive: str, box: str, frame: str) -> list[dict[str, Any]]:
         """One row per committed version: what it did and how much data it moved."""

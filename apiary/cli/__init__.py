@@ -12,6 +12,7 @@ from apiary.cli.bench import bench
 from apiary.cli.common import fail_cleanly
 from apiary.cli.demo import demo
 from apiary.cli.frames import compact_cmd, history_cmd, vacuum_cmd
+from apiary.cli.sql import shell, sql
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,6 +31,8 @@ def cli(verbose: int) -> None:
 
 
 cli.add_command(demo)
+cli.add_command(sql)
+cli.add_command(shell)
 cli.add_command(vacuum_cmd)
 cli.add_command(compact_cmd)
 cli.add_command(history_cmd)

@@ -61,3 +61,10 @@ def test_credentials_in_uri_are_refused_without_echoing_them(uri: str) -> None:
 def test_bad_uris_say_what_is_wrong(uri: str, fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment):
         parse_location(uri)
+
+
+@pytest.mark.parametrize(
+    "uri", ["s3://b/p/q?endpoint=http://h:9000&region=eu-west-1", "s3://b", "memory://m"]
+)
+def test_uri_round_trips(uri: str) -> None:
+    assert parse_location(parse_location(uri).uri) == parse_location(uri)

@@ -1,0 +1,1 @@
+"""SQL over frames: Apiary's commands and name resolution, pruning, DataFusion."""

@@ -1,0 +1,347 @@
+"""``Apiary.sql()``: Apiary's commands, then DataFusion over pinned, pruned frames.
+
+A query is planned twice. The first plan runs against empty stand-ins for every frame, so
+DataFusion itself resolves the names and pushes the WHERE clause down to each scan; those
+filters prune cells using only the ledger. The second plan runs the same SQL against tables over
+just the surviving cells, each frame pinned at one version.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+from datafusion import SessionConfig, SessionContext, SQLOptions
+from datafusion.catalog import Catalog, CatalogProvider, Schema, SchemaProvider, Table
+
+from apiary.catalog.models import FrameDef, RegistryState
+from apiary.cells.types import schema_from_json, type_name
+from apiary.errors import ApiaryError, EntityNotFoundError, SqlError, StorageError
+from apiary.frame import Frame
+from apiary.sql import statements
+from apiary.sql.plan import scans
+from apiary.sql.pruning import And, Or, Predicate, Pruned, prune
+from apiary.sql.sources import frame_table, placeholder, register_object_store
+from apiary.sql.statements import Describe, Query, Show, Use
+
+if TYPE_CHECKING:
+    from apiary.sdk import Apiary
+
+_OPTIONS = SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
+
+
+@dataclass
+class FramePruning:
+    frame: str  # "h.b.f@v3"
+    version: int
+    considered: int
+    by_partition: int
+    by_stats: int
+    scanned: int
+
+    def describe(self) -> str:
+        return (
+            f"{self.frame}: {self.considered} cells considered, {self.by_partition} pruned by "
+            f"partition, {self.by_stats} pruned by statistics, {self.scanned} scanned"
+        )
+
+
+@dataclass
+class QueryStats:
+    """What the last query did: shown by the CLI and the TUI."""
+
+    rows: int = 0
+    seconds: float = 0.0
+    frames: list[FramePruning] = field(default_factory=list)
+
+
+class SqlSession:
+    """SQL for one Apiary client; it holds that client's USE context."""
+
+    def __init__(self, apiary: Apiary) -> None:
+        self.apiary = apiary
+        self.hive: str | None = None
+        self.box: str | None = None
+        self.last = QueryStats()
+
+    def execute(self, sql: str) -> pa.Table:
+        started = time.perf_counter()
+        statement = statements.classify(sql)
+        self.last = QueryStats()
+        if isinstance(statement, Use):
+            result = self._use(statement)
+        elif isinstance(statement, Show):
+            result = self._show(statement)
+        elif isinstance(statement, Describe):
+            result = self._describe(statement)
+        else:
+            result = self._query(statement)
+        self.last.rows = result.num_rows
+        self.last.seconds = time.perf_counter() - started
+        return result
+
+    # -- Apiary's own commands ---------------------------------------------------------------
+
+    def _use(self, use: Use) -> pa.Table:
+        registry = self.apiary.registry
+        hive = use.hive or self.hive
+        if use.hive:
+            registry.hive(use.hive)  # raises EntityNotFoundError with suggestions
+        if use.box:
+            if hive is None:
+                raise SqlError(f"USE HIVE first (or USE hive.{use.box}): {use.box} is a box")
+            registry.box(hive, use.box)
+        if use.hive and use.hive != self.hive:
+            self.box = None
+        self.hive = hive
+        self.box = use.box or self.box
+        where = ".".join(p for p in (self.hive, self.box) if p)
+        return pa.table({"using": [where]})
+
+    def _show(self, show: Show) -> pa.Table:
+        ap = self.apiary
+        if show.what == "hives":
+            return pa.table({"hive": pa.array(ap.list_hives(), pa.string())})
+        if show.what == "boxes":
+            hive = show.within or self._need_hive("SHOW BOXES IN hive")
+            return pa.table({"box": pa.array(ap.list_boxes(hive), pa.string())})
+        if show.within and "." in show.within:
+            hive, box = show.within.split(".")
+        elif show.within:
+            hive, box = self._need_hive("SHOW FRAMES IN hive.box"), show.within
+        else:
+            hive = self._need_hive("SHOW FRAMES IN hive.box")
+            box = self.box or _fail("USE BOX first, or write SHOW FRAMES IN hive.box")
+        return pa.table({"frame": pa.array(ap.list_frames(hive, box), pa.string())})
+
+    def _describe(self, describe: Describe) -> pa.Table:
+        parts, version = statements.split_name(describe.name)
+        hive, box, name = self._resolve(parts)
+        frame = self.apiary.frame(hive, box, name)
+        snap = frame.snapshot(version)
+        rows = [
+            ("frame", frame.full_name),
+            ("version", str(snap.version)),
+            ("cells", str(len(snap.cells))),
+            ("rows", str(snap.rows)),
+            ("bytes", str(snap.bytes)),
+            ("partition_by", ", ".join(frame.partition_by) or "(none)"),
+        ]
+        for f in frame.schema:
+            notes = [type_name(f.type)] + ([] if f.nullable else ["not null"])
+            notes += ["partition key"] if f.name in frame.partition_by else []
+            rows.append((f"column {f.name}", ", ".join(notes)))
+        return pa.table({"property": [r[0] for r in rows], "value": [r[1] for r in rows]})
+
+    def _need_hive(self, example: str) -> str:
+        return self.hive or _fail(f"USE HIVE first, or write {example}")
+
+    def _resolve(self, parts: list[str]) -> tuple[str, str, str]:
+        if len(parts) == 3:
+            return parts[0], parts[1], parts[2]
+        if len(parts) == 2:
+            return self._need_hive(f"hive.{parts[0]}.{parts[1]}"), parts[0], parts[1]
+        box = self.box or _fail(f"USE BOX first, or write hive.box.{parts[0]}")
+        return self._need_hive("hive.box.frame"), box, parts[0]
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def _config(self) -> SessionConfig:
+        config = SessionConfig()
+        if self.hive:
+            config = config.with_default_catalog_and_schema(self.hive, self.box or "public")
+        return config
+
+    def _query(self, query: Query) -> pa.Table:
+        state = self.apiary.registry.state()
+        planning = SessionContext(self._config())
+        missing: list[tuple[str, str, str]] = []
+        for hive in state.hives:
+            planning.register_catalog_provider(hive, _PlanningHive(state, hive, missing))
+        try:
+            plan = planning.sql_with_options(query.sql, _OPTIONS).optimized_logical_plan()
+        except Exception as exc:
+            raise self._planning_error(exc, state, missing) from None
+
+        needs: dict[tuple[str, str, str, int | None], list[list[Predicate]]] = {}
+        for scan in scans(plan):
+            hive = scan.catalog or self.hive
+            box = scan.schema or self.box
+            name, version = _split_version(scan.table)
+            if hive is None or box is None:
+                raise SqlError(f"cannot tell which hive and box {scan.table!r} is in; USE them")
+            needs.setdefault((hive, box, name, version), []).append(scan.predicates)
+
+        execution = SessionContext(self._config())
+        register_object_store(execution, self.apiary.storage.location, self.apiary.credentials)
+        catalogs: dict[str, Catalog] = {}
+        for (hive, box, name, version), per_scan in needs.items():
+            frame = self.apiary.frame(hive, box, name)
+            snap = frame.snapshot(version)
+            pruned = prune(
+                snap.cells.values(), _combine(per_scan), frame.schema, frame.partition_by
+            )
+            self.last.frames.append(_report(frame, snap.version, version, pruned))
+            catalog = catalogs.get(hive)
+            if catalog is None:
+                catalog = catalogs[hive] = Catalog.memory_catalog()
+                execution.register_catalog_provider(hive, catalog)
+            if box not in catalog.names():
+                catalog.register_schema(box, Schema.memory_schema())
+            table_name = name if version is None else f"{name}@v{version}"
+            catalog.schema(box).register_table(
+                table_name, frame_table(execution, frame, pruned.kept)
+            )
+        sql = (
+            f"EXPLAIN {'ANALYZE ' if query.analyze else ''}{query.sql}"
+            if query.explain
+            else query.sql
+        )
+        try:
+            result = execution.sql_with_options(sql, _OPTIONS).to_arrow_table()
+        except Exception as exc:
+            raise self._execution_error(exc) from None
+        if query.explain:
+            return self._explain(result)
+        return result
+
+    def _explain(self, plan: pa.Table) -> pa.Table:
+        kinds = [f"apiary pruning ({f.frame})" for f in self.last.frames]
+        lines = [f.describe() for f in self.last.frames]
+        return pa.table(
+            {
+                "plan_type": kinds + plan.column("plan_type").to_pylist(),
+                "plan": lines + plan.column("plan").to_pylist(),
+            }
+        )
+
+    def _planning_error(
+        self, exc: Exception, state: RegistryState, missing: list[tuple[str, str, str]]
+    ) -> ApiaryError:
+        text = _clean(exc)
+        if isinstance(exc, ApiaryError):
+            return exc
+        if missing:
+            hive, box, name = missing[0]
+            frames = state.hives[hive].boxes[box].frames
+            close = difflib.get_close_matches(name, list(frames), n=3, cutoff=0.6)
+            if close:
+                hint = f"did you mean {' or '.join(f'{hive}.{box}.{c}' for c in close)}?"
+            else:
+                hint = f"frames in {hive}.{box}: {', '.join(sorted(frames)) or 'none yet'}"
+            return EntityNotFoundError(f"frame {hive}.{box}.{name} does not exist; {hint}")
+        match = re.search(r"table '([^']+)' not found", text)
+        if match:
+            return EntityNotFoundError(self._unknown_table_hint(match[1], state))
+        return SqlError(text)
+
+    def _unknown_table_hint(self, name: str, state: RegistryState) -> str:
+        parts = name.split(".")
+        if len(parts) == 3 and parts[0] not in state.hives:
+            close = difflib.get_close_matches(parts[0], list(state.hives), n=3, cutoff=0.6)
+            where = (
+                f"did you mean hive {' or '.join(close)}?"
+                if close
+                else (f"hives: {', '.join(sorted(state.hives)) or 'none yet'}")
+            )
+            if parts[0] == "datafusion":  # an unqualified name with no USE in effect
+                where = "name it hive.box.frame, or USE HIVE and USE BOX first"
+            if parts[0] == "datafusion":
+                return f"{parts[2]} not found; {where}"
+            return f"hive {parts[0]} does not exist; {where}"
+        if len(parts) == 3 and parts[1] not in state.hives[parts[0]].boxes:
+            boxes = state.hives[parts[0]].boxes
+            close = difflib.get_close_matches(parts[1], list(boxes), n=3, cutoff=0.6)
+            where = (
+                f"did you mean box {parts[0]}.{close[0]}?"
+                if close
+                else (f"boxes in {parts[0]}: {', '.join(sorted(boxes)) or 'none yet'}")
+            )
+            return f"box {parts[0]}.{parts[1]} does not exist; {where}"
+        return f"{name} not found"
+
+    def _execution_error(self, exc: Exception) -> ApiaryError:
+        text = _clean(exc)
+        if "not found" in text.lower() or "no such file" in text.lower():
+            return StorageError(
+                f"a cell of the queried frames is missing from storage ({text}); it was deleted "
+                "outside Apiary or vacuumed while still referenced. Restore it, or overwrite "
+                "the frame."
+            )
+        if "Resources exhausted" in text:
+            return ApiaryError(f"the query ran out of memory: {text}")
+        return SqlError(text)
+
+
+class _PlanningBox(SchemaProvider):
+    """Empty stand-ins with the frames' schemas; records names that do not exist."""
+
+    def __init__(self, hive: str, box: str, frames: dict[str, FrameDef], missing: list) -> None:
+        self.hive, self.box, self.frames, self.missing = hive, box, frames, missing
+
+    def table_names(self) -> set[str]:
+        return set(self.frames)
+
+    def table_exist(self, name: str) -> bool:
+        return _split_version(name)[0] in self.frames
+
+    def table(self, name: str) -> Table | None:
+        base = _split_version(name)[0]
+        definition = self.frames.get(base)
+        if definition is None:
+            self.missing.append((self.hive, self.box, base))
+            return None
+        return placeholder(schema_from_json(definition.columns))
+
+
+class _PlanningHive(CatalogProvider):
+    def __init__(self, state: RegistryState, hive: str, missing: list) -> None:
+        self.state, self.hive, self.missing = state, hive, missing
+
+    def schema_names(self) -> set[str]:
+        return set(self.state.hives[self.hive].boxes)
+
+    def schema(self, name: str) -> Schema | None:
+        box = self.state.hives[self.hive].boxes.get(name)
+        if box is None:
+            return None
+        # DataFusion accepts a Python SchemaProvider where a Schema is expected.
+        return _PlanningBox(self.hive, name, box.frames, self.missing)  # type: ignore[return-value]
+
+
+def _split_version(table: str) -> tuple[str, int | None]:
+    if "@" not in table:
+        return table, None
+    base, _, suffix = table.rpartition("@")
+    return base, statements.parse_version(suffix, table)
+
+
+def _combine(per_scan: list[list[Predicate]]) -> list[Predicate]:
+    """One frame scanned several times keeps every cell any of the scans needs."""
+    if len(per_scan) == 1:
+        return per_scan[0]
+    if any(not preds for preds in per_scan):
+        return []
+    return [Or(tuple(And(tuple(preds)) for preds in per_scan))]
+
+
+def _report(frame: Frame, version: int, pinned: int | None, pruned: Pruned) -> FramePruning:
+    label = frame.full_name + (f"@v{pinned}" if pinned is not None else "")
+    return FramePruning(
+        label, version, pruned.considered, pruned.by_partition, pruned.by_stats, len(pruned.kept)
+    )
+
+
+def _clean(exc: Exception) -> str:
+    text = str(exc).strip()
+    for prefix in ("DataFusion error: ", "Error during planning: ", "SQL error: "):
+        text = text.replace(prefix, "")
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _fail(message: str) -> str:
+    raise SqlError(message)

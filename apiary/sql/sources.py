@@ -1,0 +1,108 @@
+"""Turning pinned, pruned cells into DataFusion tables that stream from where the cells live.
+
+Local and S3 cells are read by DataFusion itself (S3 through its own object store, with range
+requests, so a selective query fetches only the footers and column chunks it needs). Memory roots
+exist only inside this process, so their cells are read through the storage contract.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import quote
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+from datafusion import SessionContext
+from datafusion.catalog import Table
+from datafusion.object_store import AmazonS3
+
+from apiary.cells.reader import read_cells
+from apiary.errors import StorageError
+from apiary.frame import Frame
+from apiary.ledger import CellMeta
+from apiary.storage import Location
+
+
+def placeholder(schema: pa.Schema) -> Table:
+    """An empty stand-in for planning (built without a context: it is made inside a callback)."""
+    return Table(ds.dataset(schema.empty_table()))
+
+
+def in_memory(data: pa.Table) -> Table:
+    # A memory table keeps one (possibly empty) partition; an empty pyarrow dataset has none,
+    # which DataFusion's plan checks reject under ORDER BY. A context of its own, because
+    # from_arrow names a temporary table in the default schema, which USE may have changed.
+    if data.num_rows == 0:
+        data = pa.Table.from_batches([pa.RecordBatch.from_pylist([], schema=data.schema)])
+    return Table(SessionContext().from_arrow(data))
+
+
+def register_object_store(
+    ctx: SessionContext, location: Location, credentials: dict[str, str] | None
+) -> None:
+    """Give DataFusion its own S3 client for this bucket (same endpoint and credentials)."""
+    if location.scheme != "s3":
+        return
+    creds = credentials or {}
+    endpoint = location.endpoint
+    store = AmazonS3(
+        bucket_name=location.bucket,
+        region=location.region or os.environ.get("AWS_REGION") or "us-east-1",
+        access_key_id=creds.get("access_key_id") or os.environ.get("AWS_ACCESS_KEY_ID"),
+        secret_access_key=creds.get("secret_access_key") or os.environ.get("AWS_SECRET_ACCESS_KEY"),
+        session_token=creds.get("session_token") or os.environ.get("AWS_SESSION_TOKEN"),
+        endpoint=endpoint,
+        allow_http=bool(endpoint and endpoint.startswith("http://")),
+    )
+    ctx.register_object_store("s3://", store, location.bucket)
+
+
+def cell_url(location: Location, key: str) -> str:
+    """Where DataFusion finds the object ``key`` of this storage root."""
+    if location.scheme == "file":
+        return str(Path(location.path) / key)
+    full = f"{location.path}/{key}" if location.path else key
+    # object_store decodes %-escapes in URLs, and escaped partition values contain '%'.
+    return f"s3://{location.bucket}/{quote(full, safe='/=-_.')}"
+
+
+def frame_table(ctx: SessionContext, frame: Frame, cells: Sequence[CellMeta]) -> Table:
+    """A table over exactly ``cells`` of ``frame`` with the frame's schema."""
+    location = frame.storage.location
+    if not cells:
+        return in_memory(frame.schema.empty_table())
+    if location.scheme == "memory":
+        data = read_cells(
+            frame.storage, frame.prefix, cells, frame.schema, frame_name=frame.full_name
+        )
+        return in_memory(data)
+    check_present(frame, cells)
+    df = None
+    for cell in cells:
+        part = ctx.read_parquet(
+            cell_url(location, f"{frame.prefix}/{cell.path}"), schema=frame.schema
+        )
+        df = part if df is None else df.union(part)
+    return Table(df)
+
+
+def check_present(frame: Frame, cells: Sequence[CellMeta]) -> None:
+    """Fail loudly if a cell is gone: DataFusion reads a missing file as an empty one.
+
+    One listing of the narrowest folder holding all the cells (a partition's folder for a
+    selective query), not one request per cell.
+    """
+    folders = [posixpath.dirname(cell.path) for cell in cells]
+    common = posixpath.commonpath(folders) if all(folders) else ""
+    prefix = f"{frame.prefix}/{common}" if common else frame.prefix
+    present = {info.path for info in frame.storage.list(prefix)}
+    missing = [cell.path for cell in cells if f"{frame.prefix}/{cell.path}" not in present]
+    if missing:
+        raise StorageError(
+            f"{len(missing)} cell(s) of frame {frame.full_name} are missing from storage "
+            f"(e.g. {missing[0]}): deleted outside Apiary, or vacuumed while still referenced. "
+            "Restore them, or overwrite the frame."
+        )

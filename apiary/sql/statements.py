@@ -1,0 +1,133 @@
+"""What kind of statement a person typed (pure logic).
+
+Apiary's own commands (USE, SHOW, DESCRIBE) and the blocked statements are recognised here by
+their leading keywords; everything else is a query for DataFusion, optionally under EXPLAIN.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from apiary.errors import SqlError
+
+# Statement keyword -> the SDK call that does the job instead.
+BLOCKED = {
+    "INSERT": "write_to_frame(hive, box, frame, data)",
+    "UPDATE": "overwrite_frame(hive, box, frame, data) with the changed rows",
+    "DELETE": "overwrite_frame(hive, box, frame, data) with the rows to keep",
+    "MERGE": "overwrite_frame(hive, box, frame, data)",
+    "TRUNCATE": "overwrite_frame(hive, box, frame, empty_table)",
+    "CREATE": "create_hive / create_box / create_frame(hive, box, frame, schema)",
+    "DROP": "drop_hive / drop_box / drop_frame",
+    "ALTER": "a new frame: create_frame, then write_to_frame (schemas are fixed)",
+    "COPY": "read_from_frame(...) to get Arrow, or `apiary load` to bring files in",
+    "SET": "Apiary settings (apiary.toml / APIARY_* variables)",
+}
+
+_NAME = r"[A-Za-z][A-Za-z0-9_]*"
+_QUALIFIED = rf'(?:{_NAME}\.){{0,2}}(?:{_NAME}|"[^"]+")'
+_COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Use:
+    hive: str | None = None
+    box: str | None = None
+
+
+@dataclass(frozen=True)
+class Show:
+    what: str  # "hives" | "boxes" | "frames"
+    within: str | None = None  # "h" for boxes, "h.b" or "b" for frames
+
+
+@dataclass(frozen=True)
+class Describe:
+    name: str  # as typed: "f", "b.f", "h.b.f", '"f@v3"'
+
+
+@dataclass(frozen=True)
+class Query:
+    sql: str
+    explain: bool = False
+    analyze: bool = False
+
+
+Statement = Use | Show | Describe | Query
+
+_USE = re.compile(rf"USE\s+(HIVE|DATABASE|BOX|SCHEMA)\s+({_NAME})", re.IGNORECASE)
+_USE_PATH = re.compile(rf"USE\s+({_NAME})(?:\.({_NAME}))?", re.IGNORECASE)
+_SHOW = re.compile(
+    r"SHOW\s+(HIVES|DATABASES|BOXES|SCHEMAS|FRAMES|TABLES)"
+    rf"(?:\s+(?:IN|FROM)\s+({_NAME}(?:\.{_NAME})?))?",
+    re.IGNORECASE,
+)
+_DESCRIBE = re.compile(rf"(?:DESCRIBE|DESC)\s+(?:FRAME\s+|TABLE\s+)?({_QUALIFIED})", re.IGNORECASE)
+_EXPLAIN = re.compile(r"EXPLAIN\s+(ANALYZE\s+)?(?:VERBOSE\s+)?(.*)", re.IGNORECASE | re.DOTALL)
+_KINDS = {
+    "hives": "hives",
+    "databases": "hives",
+    "boxes": "boxes",
+    "schemas": "boxes",
+    "frames": "frames",
+    "tables": "frames",
+}
+
+
+def strip(sql: str) -> str:
+    """The statement without comments, surrounding space or a trailing ';'."""
+    text = _COMMENTS.sub(" ", sql).strip()
+    while text.endswith(";"):
+        text = text[:-1].rstrip()
+    return text
+
+
+def classify(sql: str) -> Statement:
+    text = strip(sql)
+    if not text:
+        raise SqlError("empty statement; write a query such as SELECT * FROM hive.box.frame")
+    first = text.split(None, 1)[0].upper()
+    if first in BLOCKED:
+        raise SqlError(
+            f"{first} statements are not run through SQL in Apiary; "
+            f"use the SDK instead: {BLOCKED[first]}"
+        )
+    if first == "USE":
+        if m := _USE.fullmatch(text):
+            kind = m[1].upper()
+            return Use(hive=m[2]) if kind in ("HIVE", "DATABASE") else Use(box=m[2])
+        if m := _USE_PATH.fullmatch(text):
+            return Use(hive=m[1], box=m[2]) if m[2] else Use(box=m[1])
+        raise SqlError("write USE HIVE name, USE BOX name or USE hive.box")
+    if first == "SHOW":
+        if m := _SHOW.fullmatch(text):
+            return Show(_KINDS[m[1].lower()], m[2])
+        raise SqlError("write SHOW HIVES, SHOW BOXES [IN hive] or SHOW FRAMES [IN hive.box]")
+    if first in ("DESCRIBE", "DESC"):
+        if m := _DESCRIBE.fullmatch(text):
+            return Describe(m[1])
+        raise SqlError("write DESCRIBE hive.box.frame (or a shorter name after USE)")
+    if first == "EXPLAIN":
+        m = _EXPLAIN.fullmatch(text)
+        assert m is not None
+        return Query(m[2], explain=True, analyze=bool(m[1]))
+    return Query(text)
+
+
+def split_name(name: str) -> tuple[list[str], int | None]:
+    """``'b."f@v3"'`` -> (["b", "f"], 3): the parts and the version suffix, if any."""
+    parts = [part.strip('"') for part in re.findall(r'"[^"]+"|[^.]+', name)]
+    version = None
+    if "@" in parts[-1]:
+        base, _, suffix = parts[-1].rpartition("@")
+        version = parse_version(suffix, name)
+        parts[-1] = base
+    return parts, version
+
+
+def parse_version(suffix: str, name: str) -> int:
+    digits = suffix[1:] if suffix[:1] in ("v", "V") else suffix
+    if not digits.isdigit():
+        raise SqlError(f'{name!r}: a version suffix is @v<number>, e.g. "readings@v3"')
+    return int(digits)

@@ -1,0 +1,64 @@
+"""Classifying statements (pure logic)."""
+
+from __future__ import annotations
+
+import pytest
+
+from apiary.errors import SqlError
+from apiary.sql.statements import Describe, Query, Show, Use, classify, split_name
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("USE HIVE farm", Use(hive="farm")),
+        ("use database farm;", Use(hive="farm")),
+        ("USE BOX sensors", Use(box="sensors")),
+        ("use schema sensors", Use(box="sensors")),
+        ("USE farm.sensors", Use(hive="farm", box="sensors")),
+        ("SHOW HIVES", Show("hives")),
+        ("show databases", Show("hives")),
+        ("SHOW BOXES IN farm", Show("boxes", "farm")),
+        ("SHOW TABLES FROM farm.sensors", Show("frames", "farm.sensors")),
+        ("SHOW FRAMES", Show("frames")),
+        ("DESCRIBE farm.sensors.temps", Describe("farm.sensors.temps")),
+        ('describe table "temps@v3"', Describe('"temps@v3"')),
+        ("-- hello\nSELECT 1 /* x */ ;", Query("SELECT 1")),
+        ("EXPLAIN SELECT 1", Query("SELECT 1", explain=True)),
+        ("explain analyze select 1", Query("select 1", explain=True, analyze=True)),
+    ],
+)
+def test_classify(sql: str, expected: object) -> None:
+    assert classify(sql) == expected
+
+
+@pytest.mark.parametrize(
+    ("sql", "advice"),
+    [
+        ("INSERT INTO t VALUES (1)", "write_to_frame"),
+        ("update t set x = 1", "overwrite_frame"),
+        ("DELETE FROM t", "overwrite_frame"),
+        ("CREATE TABLE t (x int)", "create_frame"),
+        ("DROP TABLE t", "drop_frame"),
+        ("ALTER TABLE t ADD COLUMN y int", "create_frame"),
+        ("COPY t TO 'x.csv'", "read_from_frame"),
+        ("  -- comment\n  insert into t select 1", "write_to_frame"),
+    ],
+)
+def test_blocked_statements_name_the_sdk_call(sql: str, advice: str) -> None:
+    with pytest.raises(SqlError, match=advice):
+        classify(sql)
+
+
+@pytest.mark.parametrize("sql", ["", "  ;  ", "USE", "SHOW NOTHING", "DESCRIBE", "USE HIVE a b"])
+def test_malformed_commands(sql: str) -> None:
+    with pytest.raises(SqlError):
+        classify(sql)
+
+
+def test_split_name_with_versions() -> None:
+    assert split_name('b."f@v3"') == (["b", "f"], 3)
+    assert split_name("h.b.f") == (["h", "b", "f"], None)
+    assert split_name('"f@12"') == (["f"], 12)
+    with pytest.raises(SqlError, match="@v<number>"):
+        split_name('"f@latest"')
