@@ -10,17 +10,27 @@ import pytest
 from apiary.ledger import CellMeta, ColumnStats
 from apiary.sql.pruning import And, Cmp, InList, IsNull, Or, prune
 
-SCHEMA = pa.schema([("region", pa.string()), ("n", pa.int64()), ("f", pa.float64()),
-                    ("d", pa.date32()), ("s", pa.string())])  # fmt: skip
+SCHEMA = pa.schema(
+    [
+        ("region", pa.string()),
+        ("n", pa.int64()),
+        ("f", pa.float64()),
+        ("d", pa.date32()),
+        ("s", pa.string()),
+    ]
+)
 
 
 def cell(region: str, low: int, high: int, nulls: int = 0, rows: int = 10, **extra) -> CellMeta:
-    stats = {"n": ColumnStats(min=low, max=high, null_count=nulls),
-             "f": ColumnStats(min=float(low), max=float(high)),
-             "d": ColumnStats(min="2026-01-01", max="2026-01-31"),
-             **extra}  # fmt: skip
-    return CellMeta(path=f"{region}-{low}", rows=rows, bytes=1, partition={"region": region},
-                    stats=stats)  # fmt: skip
+    stats = {
+        "n": ColumnStats(min=low, max=high, null_count=nulls),
+        "f": ColumnStats(min=float(low), max=float(high)),
+        "d": ColumnStats(min="2026-01-01", max="2026-01-31"),
+        **extra,
+    }
+    return CellMeta(
+        path=f"{region}-{low}", rows=rows, bytes=1, partition={"region": region}, stats=stats
+    )
 
 
 CELLS = [cell("north", 0, 9), cell("north", 10, 19), cell("south", 20, 29), cell("east", 30, 39)]

@@ -11,8 +11,13 @@ SCHEMA = {"region": "string", "sensor": "int32", "temp": "float64"}
 
 
 def batch(region: str, start: int, n: int = 5) -> pa.Table:
-    return pa.table({"region": [region] * n, "sensor": pa.array(range(start, start + n), pa.int32()),
-                     "temp": [float(i) for i in range(start, start + n)]})  # fmt: skip
+    return pa.table(
+        {
+            "region": [region] * n,
+            "sensor": pa.array(range(start, start + n), pa.int32()),
+            "temp": [float(i) for i in range(start, start + n)],
+        }
+    )
 
 
 @pytest.fixture
@@ -24,16 +29,25 @@ def ap(storage_uri: str):
         client.create_frame("farm", "sensors", "sites", {"region": "string", "name": "string"})
         for i, region in enumerate(["north", "south", "east", "west"]):
             client.write_to_frame("farm", "sensors", "temps", batch(region, 10 * i))
-        client.write_to_frame("farm", "sensors", "sites", pa.table(
-            {"region": ["north", "south"], "name": ["Tromsø", "Seville"]}))  # fmt: skip
+        client.write_to_frame(
+            "farm",
+            "sensors",
+            "sites",
+            pa.table({"region": ["north", "south"], "name": ["Tromsø", "Seville"]}),
+        )
         yield client
 
 
 def test_three_part_names_and_aggregates(ap: Apiary) -> None:
-    result = ap.sql("SELECT region, count(*) AS n, sum(temp) AS total FROM farm.sensors.temps "
-                    "GROUP BY region HAVING count(*) = 5 ORDER BY region")  # fmt: skip
-    assert result.to_pydict() == {"region": ["east", "north", "south", "west"], "n": [5] * 4,
-                                  "total": [110.0, 10.0, 60.0, 160.0]}  # fmt: skip
+    result = ap.sql(
+        "SELECT region, count(*) AS n, sum(temp) AS total FROM farm.sensors.temps "
+        "GROUP BY region HAVING count(*) = 5 ORDER BY region"
+    )
+    assert result.to_pydict() == {
+        "region": ["east", "north", "south", "west"],
+        "n": [5] * 4,
+        "total": [110.0, 10.0, 60.0, 160.0],
+    }
 
 
 def test_use_context_resolves_shorter_names(ap: Apiary) -> None:
@@ -42,18 +56,25 @@ def test_use_context_resolves_shorter_names(ap: Apiary) -> None:
     ap.sql("USE BOX sensors")
     assert ap.sql("SELECT count(*) AS n FROM temps")["n"].to_pylist() == [20]
     assert ap.using == ("farm", "sensors")
-    with Apiary("test", ap.storage.location.uri) as other:  # USE belongs to one client
-        with pytest.raises(EntityNotFoundError, match="USE HIVE"):
-            other.sql("SELECT * FROM temps")
+    # USE belongs to one client.
+    with (
+        Apiary("test", ap.storage.location.uri) as other,
+        pytest.raises(EntityNotFoundError, match="USE HIVE"),
+    ):
+        other.sql("SELECT * FROM temps")
 
 
 def test_joins_windows_and_subqueries(ap: Apiary) -> None:
     ap.sql("USE farm.sensors")
-    joined = ap.sql("SELECT s.name, max(t.temp) AS hottest FROM temps t JOIN sites s "
-                    "ON t.region = s.region GROUP BY s.name ORDER BY s.name")  # fmt: skip
+    joined = ap.sql(
+        "SELECT s.name, max(t.temp) AS hottest FROM temps t JOIN sites s "
+        "ON t.region = s.region GROUP BY s.name ORDER BY s.name"
+    )
     assert joined.to_pydict() == {"name": ["Seville", "Tromsø"], "hottest": [14.0, 4.0]}
-    ranked = ap.sql("SELECT region, sensor, rank() OVER (PARTITION BY region ORDER BY temp DESC) "
-                    "AS r FROM temps WHERE sensor IN (SELECT max(sensor) FROM temps) ")  # fmt: skip
+    ranked = ap.sql(
+        "SELECT region, sensor, rank() OVER (PARTITION BY region ORDER BY temp DESC) "
+        "AS r FROM temps WHERE sensor IN (SELECT max(sensor) FROM temps) "
+    )
     assert ranked.to_pylist() == [{"region": "west", "sensor": 34, "r": 1}]
     limited = ap.sql("SELECT sensor FROM temps ORDER BY sensor DESC LIMIT 3")
     assert limited["sensor"].to_pylist() == [34, 33, 32]
@@ -79,8 +100,10 @@ def test_time_travel_equals_read_from_frame(ap: Apiary) -> None:
         via_sdk = ap.read_from_frame("farm", "sensors", "temps", version=version)
         assert via_sql.equals(via_sdk.sort_by("sensor")), version
     assert ap.sql("SELECT count(*) AS n FROM farm.sensors.temps")["n"].to_pylist() == [5]
-    both = ap.sql('SELECT (SELECT count(*) FROM farm.sensors."temps@v4") AS old, '
-                  "(SELECT count(*) FROM farm.sensors.temps) AS now")  # fmt: skip
+    both = ap.sql(
+        'SELECT (SELECT count(*) FROM farm.sensors."temps@v4") AS old, '
+        "(SELECT count(*) FROM farm.sensors.temps) AS now"
+    )
     assert both.to_pylist() == [{"old": 20, "now": 5}]
     with pytest.raises(EntityNotFoundError, match="versions are 0..5"):
         ap.sql('SELECT * FROM farm.sensors."temps@v99"')
