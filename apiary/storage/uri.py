@@ -46,10 +46,8 @@ class Location:
         """A URI that parses back to this location (credentials are never part of it)."""
         if self.scheme != "s3":
             return self.path if self.scheme == "file" else f"memory://{self.path}"
-        query = "&".join(
-            f"{key}={value}" for key, value in (("endpoint", self.endpoint), ("region", self.region))
-            if value
-        )
+        options = (("endpoint", self.endpoint), ("region", self.region))
+        query = "&".join(f"{key}={value}" for key, value in options if value)
         return f"s3://{self.bucket}/{self.path}" + (f"?{query}" if query else "")
 
     def __str__(self) -> str:
