@@ -1,0 +1,82 @@
+"""`apiary sql` and `apiary shell` as a user runs them (real child processes)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+from support.processes import child_env
+
+
+def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "apiary", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=child_env({"COLUMNS": "120"}),
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> str:
+    path = str(tmp_path_factory.mktemp("sqlcli") / "root")
+    done = run("demo", "--storage", path, "--rows", "1000", "--batches", "2")
+    assert done.returncode == 0, done.stderr
+    return path
+
+
+QUERY = (
+    "SELECT region, count(*) AS n FROM demo.sensors.readings "
+    "WHERE region IN ('north', 'south') GROUP BY region ORDER BY region"
+)
+
+
+def test_sql_prints_a_table_with_timing_and_pruning(root: str) -> None:
+    out = run("sql", QUERY, "--storage", root)
+    assert out.returncode == 0, out.stderr
+    assert "north" in out.stdout and "500" in out.stdout
+    assert "2 rows in" in out.stdout
+    assert "8 cells considered, 4 pruned by partition" in out.stdout
+
+
+def test_sql_formats(root: str, tmp_path) -> None:
+    csv = run("sql", QUERY, "--storage", root, "--format", "csv").stdout.splitlines()
+    assert csv == ['"region","n"', '"north",500', '"south",500']
+    rows = [
+        json.loads(line)
+        for line in run("sql", QUERY, "--storage", root, "--format", "json").stdout.splitlines()
+    ]
+    assert rows == [{"region": "north", "n": 500}, {"region": "south", "n": 500}]
+    target = tmp_path / "out.parquet"
+    assert (
+        run("sql", QUERY, "--storage", root, "--format", "parquet", "-o", str(target)).returncode
+        == 0
+    )
+    assert pq.read_table(target).to_pydict() == {"region": ["north", "south"], "n": [500, 500]}
+
+
+def test_sql_errors_are_one_line(root: str) -> None:
+    out = run("sql", "SELECT * FROM demo.sensors.readingz", "--storage", root)
+    assert out.returncode == 1
+    assert "did you mean demo.sensors.readings" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_shell_runs_statements_keeps_going_after_errors_and_keeps_history(root, isolated_home):
+    script = (
+        "USE HIVE demo;\nUSE BOX sensors;\nSELECT count(*) AS total\n  FROM readings;\n"
+        "SELECT * FROM nope;\n.help\nSHOW FRAMES;\n"
+    )
+    out = run("shell", "--storage", root, stdin=script)
+    assert out.returncode == 0, out.stderr
+    assert "2000" in out.stdout  # the multi-line statement ran
+    assert "frame demo.sensors.nope does not exist" in out.stderr
+    assert "┃ frame" in out.stdout  # SHOW FRAMES ran after the error
+    assert "Time travel" in out.stdout  # .help
+    history = (isolated_home / "sql_history").read_text().splitlines()
+    assert history[-1] == "SHOW FRAMES;"
+    assert "SELECT count(*) AS total   FROM readings;" in history
