@@ -109,3 +109,13 @@ def test_subquery_on_the_same_frame_is_not_pruned_by_the_outer_filter(tmp_path) 
         "AND sensor + 200 < (SELECT max(sensor) FROM farm.sensors.temps)"
     )
     assert result["n"].to_pylist() == [4 * 9]  # sensors 0..8 of every region
+
+
+def test_explain_analyze_reports_timings_and_bytes_read(tmp_path) -> None:
+    ap = build(str(tmp_path / "root"))
+    plan = ap.sql("EXPLAIN ANALYZE " + QUERY)
+    kinds = plan["plan_type"].to_pylist()
+    text = "\n".join(plan["plan"].to_pylist())
+    assert kinds[0] == "apiary pruning (farm.sensors.temps)"
+    assert "Plan with Metrics" in kinds
+    assert "elapsed_compute=" in text and "bytes_scanned=" in text
