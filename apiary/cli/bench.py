@@ -8,6 +8,7 @@ import click
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from apiary.cli.bench_tpch import tpch
 from apiary.cli.common import console
 
 
@@ -82,3 +83,6 @@ def bench_write(rows: int, repeats: int, commits: int, writers: str, as_json: bo
             str(c["writers"]), str(c["commits"]), str(c["seconds"]), str(c["commits_per_s"])
         )
     console.print(commits_table)
+
+
+bench.add_command(tpch)

@@ -8,10 +8,16 @@ just the surviving cells, each frame pinned at one version.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import os
 import re
+import shutil
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -25,7 +31,7 @@ from apiary.frame import Frame
 from apiary.sql import statements
 from apiary.sql.plan import scans
 from apiary.sql.pruning import And, Or, Predicate, Pruned, prune
-from apiary.sql.sources import frame_table, placeholder, register_object_store
+from apiary.sql.sources import frame_table, placeholder, plain_types, register_object_store
 from apiary.sql.statements import Describe, Query, Show, Use
 
 if TYPE_CHECKING:
@@ -176,6 +182,28 @@ class SqlSession:
                 raise SqlError(f"cannot tell which hive and box {scan.table!r} is in; USE them")
             needs.setdefault((hive, box, name, version), []).append(scan.predicates)
 
+        with self._scratch() as scratch:
+            return self._execute(query, needs, scratch)
+
+    @contextlib.contextmanager
+    def _scratch(self) -> Iterator[Path | None]:
+        """A per-query folder of hard links, inside a local root (links need one filesystem)."""
+        location = self.apiary.storage.location
+        if location.scheme != "file":
+            yield None
+            return
+        folder = Path(location.path) / "_scratch" / f"{os.getpid()}-{uuid.uuid4().hex}"
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _execute(
+        self,
+        query: Query,
+        needs: dict[tuple[str, str, str, int | None], list[list[Predicate]]],
+        scratch: Path | None,
+    ) -> pa.Table:
         execution = SessionContext(self._config())
         register_object_store(execution, self.apiary.storage.location, self.apiary.credentials)
         catalogs: dict[str, Catalog] = {}
@@ -194,7 +222,7 @@ class SqlSession:
                 catalog.register_schema(box, Schema.memory_schema())
             table_name = name if version is None else f"{name}@v{version}"
             catalog.schema(box).register_table(
-                table_name, frame_table(execution, frame, pruned.kept)
+                table_name, frame_table(execution, frame, pruned.kept, scratch)
             )
         sql = (
             f"EXPLAIN {'ANALYZE ' if query.analyze else ''}{query.sql}"
@@ -207,7 +235,7 @@ class SqlSession:
             raise self._execution_error(exc) from None
         if query.explain:
             return self._explain(result)
-        return result
+        return plain_types(result)
 
     def _explain(self, plan: pa.Table) -> pa.Table:
         kinds = [f"apiary pruning ({f.frame})" for f in self.last.frames]

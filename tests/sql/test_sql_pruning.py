@@ -119,3 +119,14 @@ def test_explain_analyze_reports_timings_and_bytes_read(tmp_path) -> None:
     assert kinds[0] == "apiary pruning (farm.sensors.temps)"
     assert "Plan with Metrics" in kinds
     assert "elapsed_compute=" in text and "bytes_scanned=" in text
+
+
+def test_per_query_scratch_links_are_cleaned_up(tmp_path) -> None:
+    """Stats pruning inside a partition makes a hard-link folder; nothing is left after."""
+    ap = build(str(tmp_path / "root"))
+    ap.sql(QUERY)
+    ap.sql("SELECT count(*) FROM farm.sensors.temps WHERE sensor < 150")
+    scratch = tmp_path / "root" / "_scratch"
+    assert not scratch.exists() or list(scratch.iterdir()) == []
+    cells = list((tmp_path / "root" / "farm/sensors/temps").rglob("*.parquet"))
+    assert all(c.stat().st_nlink == 1 for c in cells)  # the links are gone again
