@@ -23,11 +23,11 @@ demo *options:
 
 # Start moto's S3 server on 127.0.0.1 for manual use (creates bucket `apiary-dev`), until Ctrl-C.
 s3 port="9000":
-    python3 -m tests.support.moto_server --port {{port}} --bucket apiary-dev
+    python3 -m apiary.testing.moto_server --port {{port}} --bucket apiary-dev
 
-# Benchmarks (see README "Benchmarks").
+# Benchmarks (see README "Benchmarks"): `just bench write`, `just bench tpch --sf 1`.
 bench *options:
-    apiary bench write {{options}}
+    apiary bench {{options}}
 
 # Prove the package installs and runs with runtime dependencies only (no test extras).
 no-dev:

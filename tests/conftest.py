@@ -6,8 +6,9 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from support.fault_proxy import FaultProxy, ProxiedS3
-from support.moto_server import MotoServer, S3Target, moto_missing_reason
+
+from apiary.testing.fault_proxy import FaultProxy, ProxiedS3
+from apiary.testing.moto_server import MotoServer, S3Target, moto_missing_reason
 
 
 @pytest.fixture(scope="session")

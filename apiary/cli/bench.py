@@ -86,3 +86,59 @@ def bench_write(rows: int, repeats: int, commits: int, writers: str, as_json: bo
 
 
 bench.add_command(tpch)
+
+
+@bench.command("s3")
+@click.option("--rows", default=2_000_000, show_default=True, help="Rows in the test frame.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def bench_s3(rows: int, as_json: bool) -> None:
+    """A selective query on S3 (moto): requests and bytes avoided by ledger pruning."""
+    from apiary.bench import s3
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=as_json,
+    ) as bar:
+        task = bar.add_task("starting")
+        results = s3.run(rows, progress=lambda what: bar.update(task, description=what))
+    if as_json:
+        click.echo(json.dumps(results, indent=2, default=str))
+        return
+    table = Table(
+        "engine",
+        "seconds",
+        "requests",
+        "cell requests",
+        "cells touched",
+        "bytes",
+        title=f"{results['rows']:,} rows in {results['cells']} cells on S3 (moto)",
+    )
+    for label, key in (
+        ("apiary (ledger pruning)", "apiary"),
+        ("datafusion, whole folder", "datafusion_whole_folder"),
+        ("duckdb, whole folder", "duckdb_whole_folder"),
+    ):
+        r = results.get(key)
+        if r:
+            table.add_row(
+                label,
+                str(r["seconds"]),
+                str(r["requests"]),
+                str(r["cell_requests"]),
+                str(r["cells_touched"]),
+                f"{r['bytes']:,}",
+            )
+    console.print(table)
+    a = results["apiary"]
+    console.print(
+        f"pruned {a['pruned_by_partition']} cells by partition and {a['pruned_by_stats']} by "
+        f"statistics; avoided {results['avoided']['cell_requests']} cell requests and "
+        f"{results['avoided']['bytes']:,} bytes; results match: {results['results_match']}",
+        highlight=False,
+    )
+    for note in results["notes"]:
+        console.print(note, style="dim", highlight=False)

@@ -24,8 +24,8 @@ from botocore.exceptions import ClientError
 from obstore.exceptions import AlreadyExistsError, BaseError, GenericError
 from obstore.store import S3Store
 
-from support.fault_proxy import FaultProxy, ProxiedS3
-from support.moto_server import MotoServer, S3Target
+from apiary.testing.fault_proxy import FaultProxy, ProxiedS3
+from apiary.testing.moto_server import MotoServer, S3Target
 
 pytestmark = pytest.mark.s3
 

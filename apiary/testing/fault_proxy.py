@@ -43,7 +43,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 from urllib.parse import urlsplit
 
-from support.moto_server import S3Target
+from apiary.testing.moto_server import S3Target
 
 Action = Literal["status", "lose_reply", "hold", "hold_after_forward"]
 ACTIONS: tuple[str, ...] = ("status", "lose_reply", "hold", "hold_after_forward")
@@ -104,6 +104,7 @@ class RecordedRequest:
     status: int | None  # what the client got; None when the connection was dropped
     upstream_status: int | None  # what the upstream answered; None if never forwarded
     fault: str | None  # the action applied, if any
+    response_bytes: int = 0  # body bytes sent back to the client
 
 
 def s3_error_body(code: str, message: str, resource: str) -> bytes:
@@ -175,9 +176,9 @@ class _Handler(BaseHTTPRequestHandler):
 
         # Each branch records BEFORE answering: a client that has its answer must find its
         # request in `.requests` already.
-        def record(status: int | None, upstream_status: int | None) -> None:
+        def record(status: int | None, upstream_status: int | None, sent: int = 0) -> None:
             proxy._record(
-                RecordedRequest(self.command, path, query, status, upstream_status, action)
+                RecordedRequest(self.command, path, query, status, upstream_status, action, sent)
             )
 
         if rule is not None and rule.action == "status":
@@ -205,7 +206,7 @@ class _Handler(BaseHTTPRequestHandler):
             record(None, status)
             self._drop()
             return
-        record(status, status)
+        record(status, status, len(payload))
         self._reply(status, headers, payload, reason)
 
     def _forward(self, body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
