@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable, Iterator
 
 import click
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -10,6 +12,15 @@ from rich.table import Table
 
 from apiary.cli.bench_tpch import tpch
 from apiary.cli.common import console
+
+
+@contextlib.contextmanager
+def spinner(quiet: bool) -> Iterator[Callable[[str], None]]:
+    """A one-line progress display; yields the function that says what is running now."""
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True, disable=quiet) as bar:
+        task = bar.add_task("starting")
+        yield lambda what: bar.update(task, description=what)
 
 
 @click.group()
@@ -30,18 +41,8 @@ def bench_write(rows: int, repeats: int, commits: int, writers: str, as_json: bo
     from apiary.bench import write
 
     counts = tuple(int(w) for w in writers.split(",") if w.strip())
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=as_json,
-    ) as bar:
-        task = bar.add_task("preparing data")
-        results = write.run(
-            rows, repeats, counts, commits, progress=lambda what: bar.update(task, description=what)
-        )
+    with spinner(as_json) as progress:
+        results = write.run(rows, repeats, counts, commits, progress=progress)
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return
@@ -95,16 +96,8 @@ def bench_s3(rows: int, as_json: bool) -> None:
     """A selective query on S3 (moto): requests and bytes avoided by ledger pruning."""
     from apiary.bench import s3
 
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=as_json,
-    ) as bar:
-        task = bar.add_task("starting")
-        results = s3.run(rows, progress=lambda what: bar.update(task, description=what))
+    with spinner(as_json) as progress:
+        results = s3.run(rows, progress=progress)
     if as_json:
         click.echo(json.dumps(results, indent=2, default=str))
         return

@@ -9,9 +9,7 @@ just the surviving cells, each frame pinned at one version.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
-import re
 import shutil
 import time
 import uuid
@@ -22,17 +20,18 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 from datafusion import SessionConfig, SessionContext, SQLOptions
-from datafusion.catalog import Catalog, CatalogProvider, Schema, SchemaProvider, Table
+from datafusion.catalog import Catalog, Schema
 
-from apiary.catalog.models import FrameDef, RegistryState
-from apiary.cells.types import schema_from_json, type_name
-from apiary.errors import ApiaryError, EntityNotFoundError, SqlError, StorageError
+from apiary.cells.types import type_name
+from apiary.errors import SqlError
 from apiary.frame import Frame
 from apiary.sql import statements
+from apiary.sql.messages import execution_error, planning_error
 from apiary.sql.plan import scans
+from apiary.sql.planning import PlanningHive
 from apiary.sql.pruning import And, Or, Predicate, Pruned, prune
-from apiary.sql.sources import frame_table, placeholder, plain_types, register_object_store
-from apiary.sql.statements import Describe, Query, Show, Use
+from apiary.sql.sources import frame_table, plain_types, register_object_store
+from apiary.sql.statements import Describe, Query, Show, Use, split_version
 
 if TYPE_CHECKING:
     from apiary.sdk import Apiary
@@ -167,17 +166,17 @@ class SqlSession:
         planning = SessionContext(self._config())
         missing: list[tuple[str, str, str]] = []
         for hive in state.hives:
-            planning.register_catalog_provider(hive, _PlanningHive(state, hive, missing))
+            planning.register_catalog_provider(hive, PlanningHive(state, hive, missing))
         try:
             plan = planning.sql_with_options(query.sql, _OPTIONS).optimized_logical_plan()
         except Exception as exc:
-            raise self._planning_error(exc, state, missing) from None
+            raise planning_error(exc, state, missing) from None
 
         needs: dict[tuple[str, str, str, int | None], list[list[Predicate]]] = {}
         for scan in scans(plan):
             hive = scan.catalog or self.hive
             box = scan.schema or self.box
-            name, version = _split_version(scan.table)
+            name, version = split_version(scan.table)
             if hive is None or box is None:
                 raise SqlError(f"cannot tell which hive and box {scan.table!r} is in; USE them")
             needs.setdefault((hive, box, name, version), []).append(scan.predicates)
@@ -232,7 +231,7 @@ class SqlSession:
         try:
             result = execution.sql_with_options(sql, _OPTIONS).to_arrow_table()
         except Exception as exc:
-            raise self._execution_error(exc) from None
+            raise execution_error(exc) from None
         if query.explain:
             return self._explain(result)
         return plain_types(result)
@@ -246,106 +245,6 @@ class SqlSession:
                 "plan": lines + plan.column("plan").to_pylist(),
             }
         )
-
-    def _planning_error(
-        self, exc: Exception, state: RegistryState, missing: list[tuple[str, str, str]]
-    ) -> ApiaryError:
-        text = _clean(exc)
-        if isinstance(exc, ApiaryError):
-            return exc
-        if missing:
-            hive, box, name = missing[0]
-            frames = state.hives[hive].boxes[box].frames
-            close = difflib.get_close_matches(name, list(frames), n=3, cutoff=0.6)
-            if close:
-                hint = f"did you mean {' or '.join(f'{hive}.{box}.{c}' for c in close)}?"
-            else:
-                hint = f"frames in {hive}.{box}: {', '.join(sorted(frames)) or 'none yet'}"
-            return EntityNotFoundError(f"frame {hive}.{box}.{name} does not exist; {hint}")
-        match = re.search(r"table '([^']+)' not found", text)
-        if match:
-            return EntityNotFoundError(self._unknown_table_hint(match[1], state))
-        return SqlError(text)
-
-    def _unknown_table_hint(self, name: str, state: RegistryState) -> str:
-        parts = name.split(".")
-        if len(parts) == 3 and parts[0] not in state.hives:
-            close = difflib.get_close_matches(parts[0], list(state.hives), n=3, cutoff=0.6)
-            where = (
-                f"did you mean hive {' or '.join(close)}?"
-                if close
-                else (f"hives: {', '.join(sorted(state.hives)) or 'none yet'}")
-            )
-            if parts[0] == "datafusion":  # an unqualified name with no USE in effect
-                where = "name it hive.box.frame, or USE HIVE and USE BOX first"
-            if parts[0] == "datafusion":
-                return f"{parts[2]} not found; {where}"
-            return f"hive {parts[0]} does not exist; {where}"
-        if len(parts) == 3 and parts[1] not in state.hives[parts[0]].boxes:
-            boxes = state.hives[parts[0]].boxes
-            close = difflib.get_close_matches(parts[1], list(boxes), n=3, cutoff=0.6)
-            where = (
-                f"did you mean box {parts[0]}.{close[0]}?"
-                if close
-                else (f"boxes in {parts[0]}: {', '.join(sorted(boxes)) or 'none yet'}")
-            )
-            return f"box {parts[0]}.{parts[1]} does not exist; {where}"
-        return f"{name} not found"
-
-    def _execution_error(self, exc: Exception) -> ApiaryError:
-        text = _clean(exc)
-        if "not found" in text.lower() or "no such file" in text.lower():
-            return StorageError(
-                f"a cell of the queried frames is missing from storage ({text}); it was deleted "
-                "outside Apiary or vacuumed while still referenced. Restore it, or overwrite "
-                "the frame."
-            )
-        if "Resources exhausted" in text:
-            return ApiaryError(f"the query ran out of memory: {text}")
-        return SqlError(text)
-
-
-class _PlanningBox(SchemaProvider):
-    """Empty stand-ins with the frames' schemas; records names that do not exist."""
-
-    def __init__(self, hive: str, box: str, frames: dict[str, FrameDef], missing: list) -> None:
-        self.hive, self.box, self.frames, self.missing = hive, box, frames, missing
-
-    def table_names(self) -> set[str]:
-        return set(self.frames)
-
-    def table_exist(self, name: str) -> bool:
-        return _split_version(name)[0] in self.frames
-
-    def table(self, name: str) -> Table | None:
-        base = _split_version(name)[0]
-        definition = self.frames.get(base)
-        if definition is None:
-            self.missing.append((self.hive, self.box, base))
-            return None
-        return placeholder(schema_from_json(definition.columns))
-
-
-class _PlanningHive(CatalogProvider):
-    def __init__(self, state: RegistryState, hive: str, missing: list) -> None:
-        self.state, self.hive, self.missing = state, hive, missing
-
-    def schema_names(self) -> set[str]:
-        return set(self.state.hives[self.hive].boxes)
-
-    def schema(self, name: str) -> Schema | None:
-        box = self.state.hives[self.hive].boxes.get(name)
-        if box is None:
-            return None
-        # DataFusion accepts a Python SchemaProvider where a Schema is expected.
-        return _PlanningBox(self.hive, name, box.frames, self.missing)  # type: ignore[return-value]
-
-
-def _split_version(table: str) -> tuple[str, int | None]:
-    if "@" not in table:
-        return table, None
-    base, _, suffix = table.rpartition("@")
-    return base, statements.parse_version(suffix, table)
 
 
 def _combine(per_scan: list[list[Predicate]]) -> list[Predicate]:
@@ -362,13 +261,6 @@ def _report(frame: Frame, version: int, pinned: int | None, pruned: Pruned) -> F
     return FramePruning(
         label, version, pruned.considered, pruned.by_partition, pruned.by_stats, len(pruned.kept)
     )
-
-
-def _clean(exc: Exception) -> str:
-    text = str(exc).strip()
-    for prefix in ("DataFusion error: ", "Error during planning: ", "SQL error: "):
-        text = text.replace(prefix, "")
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _fail(message: str) -> str:

@@ -131,3 +131,11 @@ def parse_version(suffix: str, name: str) -> int:
     if not digits.isdigit():
         raise SqlError(f'{name!r}: a version suffix is @v<number>, e.g. "readings@v3"')
     return int(digits)
+
+
+def split_version(table: str) -> tuple[str, int | None]:
+    """``"f@v3"`` -> ("f", 3); ``"f"`` -> ("f", None)."""
+    if "@" not in table:
+        return table, None
+    base, _, suffix = table.rpartition("@")
+    return base, parse_version(suffix, table)
