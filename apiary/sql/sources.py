@@ -99,13 +99,12 @@ def cell_url(location: Location, key: str) -> str:
 def frame_table(
     ctx: SessionContext, frame: Frame, cells: Sequence[CellMeta], scratch: Path | None = None
 ) -> Table:
-    """A table over exactly ``cells`` of ``frame`` with the frame's schema.
+    """A table over exactly ``cells`` of ``frame`` (one pinned version) with the frame's schema.
 
-    DataFusion scans a folder as one table, with its files spread over the partitions, and
-    plans joins with its statistics; a union of single files does neither as well. So: when
-    the cells are exactly the Parquet files of one folder (a frame after vacuum, or one whole
-    partition), that folder is the table; on a local root, other sets are hard-linked into a
-    per-query ``scratch`` folder; otherwise (S3) the files are unioned.
+    Never a live folder of the frame: DataFusion lists a folder when the query runs, and would
+    pick up cells that writers uploaded meanwhile, even uncommitted ones. On a local root the
+    cells are hard-linked into a per-query ``scratch`` folder (one scan over a folder is what
+    DataFusion plans best); on S3 each cell is read by its own key and the scans are unioned.
     """
     location = frame.storage.location
     if not cells:
@@ -116,24 +115,25 @@ def frame_table(
         )
         return in_memory(data)
     schema = scan_schema(frame.schema)
-    folder, present = list_present(frame, cells)
-    wanted = {f"{frame.prefix}/{cell.path}" for cell in cells}
-    if {path for path in present if path.endswith(".parquet")} == wanted:
-        return Table(ctx.read_parquet(cell_url(location, folder) + "/", schema=schema))
+    keys = sorted(f"{frame.prefix}/{cell.path}" for cell in cells)
     if location.scheme == "file" and scratch is not None:
         scratch.mkdir(parents=True, exist_ok=True)
         linked = Path(tempfile.mkdtemp(prefix=frame.full_name + ".", dir=scratch))
-        for n, key in enumerate(sorted(wanted)):
-            os.link(cell_url(location, key), linked / f"{n:06d}.parquet")
+        for n, key in enumerate(keys):
+            try:
+                os.link(cell_url(location, key), linked / f"{n:06d}.parquet")
+            except FileNotFoundError:
+                raise missing_cells(frame, [key.removeprefix(frame.prefix + "/")]) from None
         return Table(ctx.read_parquet(str(linked), schema=schema))
+    check_present(frame, cells)
     df = None
-    for key in sorted(wanted):
+    for key in keys:
         part = ctx.read_parquet(cell_url(location, key), schema=schema)
         df = part if df is None else df.union(part)
     return Table(df)
 
 
-def list_present(frame: Frame, cells: Sequence[CellMeta]) -> tuple[str, set[str]]:
+def check_present(frame: Frame, cells: Sequence[CellMeta]) -> None:
     """List the narrowest folder holding all ``cells``; fail loudly if any of them is gone.
 
     DataFusion would read a missing file as an empty one. One listing (a partition's folder for
@@ -145,9 +145,12 @@ def list_present(frame: Frame, cells: Sequence[CellMeta]) -> tuple[str, set[str]
     present = {info.path for info in frame.storage.list(prefix)}
     missing = [cell.path for cell in cells if f"{frame.prefix}/{cell.path}" not in present]
     if missing:
-        raise StorageError(
-            f"{len(missing)} cell(s) of frame {frame.full_name} are missing from storage "
-            f"(e.g. {missing[0]}): deleted outside Apiary, or vacuumed while still referenced. "
-            "Restore them, or overwrite the frame."
-        )
-    return prefix, present
+        raise missing_cells(frame, missing)
+
+
+def missing_cells(frame: Frame, missing: Sequence[str]) -> StorageError:
+    return StorageError(
+        f"{len(missing)} cell(s) of frame {frame.full_name} are missing from storage "
+        f"(e.g. {missing[0]}): deleted outside Apiary, or vacuumed while still referenced. "
+        "Restore them, or overwrite the frame."
+    )

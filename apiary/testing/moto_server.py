@@ -108,7 +108,8 @@ class MotoServer:
         # Log to a file, not a pipe: an unread pipe fills up and blocks the server.
         with os.fdopen(fd, "wb") as log_file:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                # moto's app with writes serialised, as S3's conditional puts are atomic.
+                [sys.executable, "-m", "apiary.testing.moto_serial", "127.0.0.1", str(self.port)],
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,

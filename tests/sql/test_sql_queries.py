@@ -151,3 +151,15 @@ def test_a_cell_gone_missing_is_a_storage_error(ap: Apiary) -> None:
     # Other partitions stay queryable.
     north = ap.sql("SELECT count(*) AS n FROM farm.sensors.temps WHERE region = 'north'")
     assert north["n"].to_pylist() == [5]
+
+
+def test_uncommitted_cells_in_the_frame_folder_are_never_read(ap: Apiary) -> None:
+    """A writer's cells land in the frame's folders before its commit: queries must not see them."""
+    frame = ap.frame("farm", "sensors", "temps")
+    for cell in list(frame.snapshot().cells.values()):
+        data = ap.storage.get(f"{frame.prefix}/{cell.path}")
+        folder = cell.path.rsplit("/", 1)[0]
+        ap.storage.put(f"{frame.prefix}/{folder}/cell_inflight.parquet", data)
+    assert ap.sql("SELECT count(*) AS n FROM farm.sensors.temps")["n"].to_pylist() == [20]
+    north = "SELECT count(*) AS n FROM farm.sensors.temps WHERE region = 'north'"
+    assert ap.sql(north)["n"].to_pylist() == [5]

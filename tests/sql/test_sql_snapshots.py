@@ -25,7 +25,7 @@ def test_pinned_and_latest_reads_during_commits(tmp_path) -> None:
         expected = [{"n": v3.num_rows, "s": sum(v3["id"].to_pylist())}]
         name = ".".join(FRAME)
         seen_latest = []
-        writer = spawn_writer(uri, 1, commits=40, rows=10)
+        writer = spawn_writer(uri, 1, commits=40, rows=10, pause=0.02)  # >= 0.8 s of commits
         while writer.poll() is None:
             assert ap.sql(pinned_sql).to_pylist() == expected
             latest = ap.sql(f"SELECT count(*) AS n FROM {name}")["n"].to_pylist()[0]

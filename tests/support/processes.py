@@ -30,6 +30,7 @@ def spawn_writer(
     rows: int = 10,
     first_commit: int = 0,
     crash_phase: str | None = None,
+    pause: float = 0.0,
 ) -> subprocess.Popen[str]:
     cmd = [
         sys.executable,
@@ -47,6 +48,8 @@ def spawn_writer(
     ]
     if crash_phase:
         cmd += ["--crash-phase", crash_phase]
+    if pause:
+        cmd += ["--pause", str(pause)]
     return subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env()
     )

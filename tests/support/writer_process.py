@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 import threading
+import time
 
 import pyarrow as pa
 
@@ -67,6 +68,7 @@ def main() -> None:
     parser.add_argument("--first-commit", type=int, default=0)
     parser.add_argument("--rows", type=int, default=10)
     parser.add_argument("--crash-phase", choices=["cells_uploaded", "after_put"])
+    parser.add_argument("--pause", type=float, default=0.0, help="seconds between commits")
     args = parser.parse_args()
     with Apiary("test", args.storage, node_id=f"writer-{args.writer}") as ap:
         ap.frame(*FRAME).ledger.latest()
@@ -74,6 +76,7 @@ def main() -> None:
         if args.crash_phase:
             install_crash(args.crash_phase)
         for commit in range(args.first_commit, args.first_commit + args.commits):
+            time.sleep(args.pause)
             result = ap.write_to_frame(*FRAME, batch(args.writer, commit, args.rows))
             print(
                 json.dumps({"writer": args.writer, "commit": commit, "version": result["version"]}),
