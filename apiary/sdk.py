@@ -290,9 +290,13 @@ class Apiary:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def frame(self, hive: str, box: str, frame: str) -> Frame:
-        """The frame handle (ledger, schema); EntityNotFoundError names what is missing."""
-        definition = self.registry.frame(hive, box, frame)
+    def frame(self, hive: str, box: str, frame: str, definition: FrameDef | None = None) -> Frame:
+        """The frame handle (ledger, schema); EntityNotFoundError names what is missing.
+
+        ``definition``, when the caller already read the catalog, saves reading it again.
+        """
+        if definition is None:
+            definition = self.registry.frame(hive, box, frame)
         return self._frame(hive, box, frame, definition)
 
     def _frame(self, hive: str, box: str, frame: str, definition: FrameDef) -> Frame:

@@ -22,6 +22,7 @@ import pyarrow as pa
 from datafusion import SessionConfig, SessionContext, SQLOptions
 from datafusion.catalog import Catalog, Schema
 
+from apiary.catalog.models import RegistryState
 from apiary.cells.types import type_name
 from apiary.errors import SqlError
 from apiary.frame import Frame
@@ -182,7 +183,7 @@ class SqlSession:
             needs.setdefault((hive, box, name, version), []).append(scan.predicates)
 
         with self._scratch() as scratch:
-            return self._execute(query, needs, scratch)
+            return self._execute(query, needs, state, scratch)
 
     @contextlib.contextmanager
     def _scratch(self) -> Iterator[Path | None]:
@@ -201,13 +202,14 @@ class SqlSession:
         self,
         query: Query,
         needs: dict[tuple[str, str, str, int | None], list[list[Predicate]]],
+        state: RegistryState,
         scratch: Path | None,
     ) -> pa.Table:
         execution = SessionContext(self._config())
         register_object_store(execution, self.apiary.storage.location, self.apiary.credentials)
         catalogs: dict[str, Catalog] = {}
         for (hive, box, name, version), per_scan in needs.items():
-            frame = self.apiary.frame(hive, box, name)
+            frame = self.apiary.frame(hive, box, name, state.hives[hive].boxes[box].frames[name])
             snap = frame.snapshot(version)
             pruned = prune(
                 snap.cells.values(), _combine(per_scan), frame.schema, frame.partition_by
