@@ -23,8 +23,7 @@ from apiary.errors import (
     WriteConflictError,
 )
 from apiary.sdk import Apiary
-
-__version__ = "0.1.0"
+from apiary.version import __version__
 
 __all__ = [
     "AlreadyExistsError",

@@ -15,7 +15,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -49,6 +49,18 @@ class Settings(BaseSettings):
         None, gt=0, description="bytes per bee; unset = node memory budget / cores"
     )
     vacuum_retention_hours: float = Field(168.0, ge=0, description="vacuum keeps younger cells")
+    heartbeat_interval: float = Field(5.0, gt=0, description="seconds between heartbeats")
+    suspect_after: float = Field(15.0, gt=0, description="heartbeat age when a node is suspect")
+    dead_after: float = Field(30.0, gt=0, description="heartbeat age when a node is dead")
+    forget_after: float = Field(60.0, gt=0, description="dead heartbeats are deleted after this")
+
+    @model_validator(mode="after")
+    def _ordered_timings(self) -> Settings:
+        if not self.heartbeat_interval < self.suspect_after <= self.dead_after <= self.forget_after:
+            raise ValueError(
+                "need heartbeat_interval < suspect_after <= dead_after <= forget_after"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

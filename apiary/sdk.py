@@ -17,7 +17,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,10 @@ from apiary.ledger import Ledger
 from apiary.maintenance import compact, vacuum
 from apiary.names import validate_name
 from apiary.runtime import resources, temperature
+from apiary.runtime.node import HeartbeatLoop
+from apiary.runtime.world import Heartbeat, Timings, read_world
 from apiary.storage import Location, RetryPolicy, Storage, open_storage
+from apiary.version import __version__
 
 if TYPE_CHECKING:
     from apiary.sql.session import QueryStats, SqlSession
@@ -51,6 +54,8 @@ class Apiary:
         node_id: str | None = None,
         credentials: dict[str, str] | None = None,
         settings: Settings | None = None,
+        join_swarm: bool = False,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         validate_name(name, "apiary")
         self.name = name
@@ -62,6 +67,10 @@ class Apiary:
         self._registry: Registry | None = None
         self._frames: dict[tuple[str, str, str], Frame] = {}
         self._sql: SqlSession | None = None
+        self._join_swarm = join_swarm
+        self._clock = clock or (lambda: datetime.now(UTC))  # only ever reported, never trusted
+        self._heartbeat: HeartbeatLoop | None = None
+        self._started_at = ""
         self._lock = threading.RLock()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -80,11 +89,21 @@ class Apiary:
                     storage, self.node_id, commit_retries=self.settings.commit_retries
                 )
                 self._storage = storage
+                self._started_at = datetime.now(UTC).isoformat()
+                if self._join_swarm:
+                    self._heartbeat = HeartbeatLoop(
+                        storage, self.node_id, self._describe, self.timings, clock=self._clock
+                    )
+                    self._heartbeat.start()
                 log.info("apiary %s started on %s", self.name, storage.location)
         return self
 
     def shutdown(self) -> None:
+        """Leave the swarm (deleting this node's heartbeat) and close the storage root."""
         with self._lock:
+            if self._heartbeat is not None:
+                self._heartbeat.stop()
+                self._heartbeat = None
             self._storage = None
             self._registry = None
             self._frames.clear()
@@ -102,6 +121,11 @@ class Apiary:
     @property
     def node_id(self) -> str:
         return self.settings.node_id
+
+    @property
+    def timings(self) -> Timings:
+        s = self.settings
+        return Timings(s.heartbeat_interval, s.suspect_after, s.dead_after, s.forget_after)
 
     @property
     def storage(self) -> Storage:
@@ -287,6 +311,69 @@ class Apiary:
     def compact_frame(self, hive: str, box: str, frame: str) -> dict[str, int]:
         handle = self.frame(hive, box, frame)
         return compact(handle, self.sizing, self.settings.max_partitions).to_dict()
+
+    # -- status ------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """This client: node id, storage root, version, resources, temperature, swarm role."""
+        temp = temperature.sample()
+        return {
+            "node_id": self.node_id,
+            "storage": str(self.storage.location),
+            "version": __version__,
+            "joined_swarm": self._heartbeat is not None,
+            "started_at": self._started_at,
+            "cores": resources.cores(),
+            "memory_budget": resources.memory_budget(),
+            "temperature": temp,
+            "band": temperature.band(temp),
+        }
+
+    def swarm_status(self) -> dict[str, Any]:
+        """Every node with a heartbeat in this storage root, judged on the storage's clock.
+
+        A client that joined the swarm reports the view of its last heartbeat; others read the
+        heartbeats as an observer.
+        """
+        if self._heartbeat is not None:
+            views = self._heartbeat.world
+        else:
+            views = read_world(self.storage, self.timings)
+        nodes = [
+            {
+                **view.heartbeat.model_dump(),
+                "state": view.state,
+                "age_s": round(view.age, 3),
+                "node_state": view.heartbeat.state,
+            }
+            for view in views
+        ]
+        alive = [n for n in nodes if n["state"] == "alive"]
+        return {
+            "nodes": nodes,
+            "alive": len(alive),
+            "suspect": sum(n["state"] == "suspect" for n in nodes),
+            "dead": sum(n["state"] == "dead" for n in nodes),
+            "cores": sum(n["cores"] for n in alive),
+            "memory_budget": sum(n["memory_budget"] for n in alive),
+            "bees_idle": sum(n["bees_idle"] for n in alive),
+            "bees_busy": sum(n["bees_busy"] for n in alive),
+        }
+
+    def _describe(self) -> Heartbeat:
+        temp = temperature.sample()
+        cores = resources.cores()
+        return Heartbeat(
+            node_id=self.node_id,
+            version=__version__,
+            cores=cores,
+            memory_budget=resources.memory_budget(),
+            bees_idle=cores,
+            temperature=temp,
+            band=temperature.band(temp),
+            storage=str(self.storage.location),
+            started_at=self._started_at,
+        )
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -11,7 +11,9 @@ from apiary import __version__
 from apiary.cli.bench import bench
 from apiary.cli.common import fail_cleanly
 from apiary.cli.demo import demo
+from apiary.cli.doctor import doctor
 from apiary.cli.frames import compact_cmd, history_cmd, vacuum_cmd
+from apiary.cli.node import node, status, swarm
 from apiary.cli.sql import shell, sql
 
 
@@ -33,6 +35,10 @@ def cli(verbose: int) -> None:
 cli.add_command(demo)
 cli.add_command(sql)
 cli.add_command(shell)
+cli.add_command(node)
+cli.add_command(status)
+cli.add_command(swarm)
+cli.add_command(doctor)
 cli.add_command(vacuum_cmd)
 cli.add_command(compact_cmd)
 cli.add_command(history_cmd)

@@ -1,0 +1,88 @@
+"""``apiary doctor``: is this machine ready to be a node on that storage root?"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from apiary.cli.common import console, storage_options
+from apiary.config import config_file, load_settings
+from apiary.errors import ApiaryError
+from apiary.runtime import resources
+from apiary.storage import Storage, open_storage
+
+CLOCK_WARN_S = 120
+Check = tuple[str, str, str]  # (name, "ok" | "warn" | "fail", detail)
+
+
+@click.command()
+@storage_options
+def doctor(storage: str | None, name: str) -> None:
+    """Check storage reachability, conditional writes, clock and memory limits.
+
+    Exits 1 when a check fails, so scripts and Ansible can stop on it.
+    """
+    settings = load_settings(storage=storage)
+    checks: list[Check] = [("config file", "ok", str(config_file() or "none (defaults)"))]
+    try:
+        root = open_storage(storage or settings.storage, name=name)
+    except ApiaryError as exc:
+        checks.append(("storage", "fail", str(exc)))
+        _report(checks)
+        return
+    checks.append(_check("storage reachable", lambda: _reachable(root)))
+    checks.append(_check("conditional writes", lambda: _conditional(root)))
+    checks.append(_check("clock", lambda: _clock(root)))
+    checks.append(_memory())
+    _report(checks)
+
+
+def _check(label: str, probe: Callable[[], tuple[str, str]]) -> Check:
+    try:
+        state, detail = probe()
+    except ApiaryError as exc:
+        return (label, "fail", str(exc))
+    return (label, state, detail)
+
+
+def _reachable(root: Storage) -> tuple[str, str]:
+    root.list("_registry")
+    return "ok", str(root.location)
+
+
+def _conditional(root: Storage) -> tuple[str, str]:
+    root.check_conditional_writes()
+    return "ok", "create-if-absent is atomic"
+
+
+def _clock(root: Storage) -> tuple[str, str]:
+    skew = (datetime.now(UTC) - root.now()).total_seconds()
+    detail = f"this machine's clock is {skew:+.1f} s from the storage's"
+    if abs(skew) > CLOCK_WARN_S:
+        return "warn", detail + " (Apiary judges ages on the storage clock; check NTP)"
+    return "ok", detail
+
+
+def _memory() -> Check:
+    budget, limit = resources.memory_budget(), resources.cgroup_memory_limit()
+    detail = f"{budget / 2**20:,.0f} MiB budget over {resources.cores()} core(s)"
+    if limit is not None:
+        detail += f", capped by a cgroup limit of {limit / 2**20:,.0f} MiB"
+    if budget < 256 * 2**20:
+        return ("memory", "warn", detail + ": under 256 MiB, expect small cells and spills")
+    return ("memory", "ok", detail)
+
+
+def _report(checks: list[Check]) -> None:
+    styles = {"ok": "green", "warn": "yellow", "fail": "bold red"}
+    table = Table("check", "result", "detail", title="apiary doctor")
+    for label, state, detail in checks:
+        table.add_row(label, Text(state, style=styles[state]), Text(detail))
+    console.print(table)
+    if any(state == "fail" for _, state, _ in checks):
+        sys.exit(1)

@@ -1,0 +1,162 @@
+"""Real `apiary node` processes on one moto S3 bucket: membership, failure, clock skew."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+import pytest
+from support.processes import REPO, child_env
+
+from apiary import Apiary
+from apiary.runtime.world import Heartbeat, NodeView
+
+TIMINGS = {
+    "APIARY_HEARTBEAT_INTERVAL": "0.5",
+    "APIARY_SUSPECT_AFTER": "2",
+    "APIARY_DEAD_AFTER": "4",
+    "APIARY_FORGET_AFTER": "60",
+}
+pytestmark = [pytest.mark.multiprocess, pytest.mark.s3]
+
+
+def start_node(uri: str, node_id: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "apiary", "node", "--storage", uri, "--node-id", node_id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(TIMINGS),
+    )
+
+
+def start_skewed_node(uri: str, node_id: str, offset_s: float) -> subprocess.Popen[str]:
+    script = REPO / "tests" / "support" / "node_process.py"
+    return subprocess.Popen(
+        [sys.executable, str(script), uri, node_id, str(offset_s)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(TIMINGS),
+    )
+
+
+def observer(uri: str, monkeypatch) -> Apiary:
+    for key, value in TIMINGS.items():
+        monkeypatch.setenv(key, value)
+    return Apiary("test", uri).start()
+
+
+def wait_until(check: Callable[[], object], timeout: float = 60.0, what: str = "") -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def world(ap: Apiary) -> dict[str, NodeView]:
+    from apiary.runtime.world import read_world
+
+    return {view.node_id: view for view in read_world(ap.storage, ap.timings)}
+
+
+def stop_all(procs: list[subprocess.Popen[str]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.terminate()
+    for proc in procs:
+        proc.wait(timeout=30)
+
+
+def test_three_nodes_see_each_other_and_totals_add_up(s3_bucket, monkeypatch) -> None:
+    names = ["bee-a", "bee-b", "bee-c"]
+    procs = [start_node(s3_bucket.uri, n) for n in names]
+    try:
+        ap = observer(s3_bucket.uri, monkeypatch)
+        present = wait_until(lambda: w if len(w := world(ap)) == 3 else None, what="3 nodes")
+        beats_at_start = {n: v.heartbeat.beats for n, v in present.items()}
+
+        def full_views() -> dict[str, Heartbeat] | None:
+            beats = {n: v.heartbeat for n, v in world(ap).items()}
+            complete = all(
+                sum(state == "alive" for other, state in hb.sees.items() if other != n) == 2
+                for n, hb in beats.items()
+            )
+            return beats if complete and len(beats) == 3 else None
+
+        seen = wait_until(full_views, what="every node seeing the other two alive")
+        for name, beat in seen.items():
+            # The first heartbeat after both others exist lists them: within two intervals.
+            assert beat.beats - beats_at_start[name] <= 2 + 1, (name, beat.beats)
+
+        swarm = ap.swarm_status()
+        assert swarm["alive"] == 3 and (swarm["suspect"], swarm["dead"]) == (0, 0)
+        assert swarm["cores"] == sum(n["cores"] for n in swarm["nodes"]) > 0
+        assert swarm["bees_idle"] + swarm["bees_busy"] == sum(
+            n["bees_idle"] + n["bees_busy"] for n in swarm["nodes"]
+        )
+        assert swarm["memory_budget"] == sum(n["memory_budget"] for n in swarm["nodes"])
+    finally:
+        stop_all(procs)
+    assert [p.returncode for p in procs] == [0, 0, 0]
+    assert all("stopped cleanly" in p.stderr.read() for p in procs)
+    assert world(ap) == {}  # graceful stops remove their heartbeats
+
+
+def test_a_stopped_node_turns_suspect_then_dead_and_recovers(s3_bucket, monkeypatch) -> None:
+    procs = [start_node(s3_bucket.uri, n) for n in ("steady", "frozen")]
+    try:
+        ap = observer(s3_bucket.uri, monkeypatch)
+        wait_until(lambda: len(world(ap)) == 2, what="2 nodes")
+        procs[1].send_signal(signal.SIGSTOP)
+        wait_until(lambda: world(ap)["frozen"].state == "suspect", what="suspect")
+        assert world(ap)["steady"].state == "alive"
+        wait_until(lambda: world(ap)["frozen"].state == "dead", what="dead")
+        # The other node judges it the same way from its own heartbeats.
+        wait_until(
+            lambda: world(ap)["steady"].heartbeat.sees.get("frozen") == "dead",
+            what="steady seeing frozen dead",
+        )
+        procs[1].send_signal(signal.SIGCONT)
+        wait_until(lambda: world(ap)["frozen"].state == "alive", what="alive again")
+    finally:
+        stop_all(procs)
+
+
+def test_a_node_whose_clock_is_an_hour_off_is_judged_the_same(s3_bucket, monkeypatch) -> None:
+    procs = [
+        start_skewed_node(s3_bucket.uri, "on-time", 0),
+        start_skewed_node(s3_bucket.uri, "an-hour-ahead", 3600),
+        start_skewed_node(s3_bucket.uri, "an-hour-behind", -3600),
+    ]
+    try:
+        ap = observer(s3_bucket.uri, monkeypatch)
+
+        def all_alive_everywhere() -> dict[str, NodeView] | None:
+            w = world(ap)
+            ok = (
+                len(w) == 3
+                and all(v.state == "alive" for v in w.values())
+                and all(
+                    set(v.heartbeat.sees.values()) == {"alive"} and len(v.heartbeat.sees) == 3
+                    for v in w.values()
+                )
+            )
+            return w if ok else None
+
+        w = wait_until(all_alive_everywhere, what="all three alive in every view")
+        sent = {n: datetime.fromisoformat(v.heartbeat.sent_at) for n, v in w.items()}
+        ahead = (sent["an-hour-ahead"] - sent["on-time"]).total_seconds()
+        behind = (sent["on-time"] - sent["an-hour-behind"]).total_seconds()
+        assert 3500 < ahead < 3700 and 3500 < behind < 3700  # the clocks really were off
+        assert max(v.age for v in w.values()) < 2  # ...and ages did not notice
+    finally:
+        stop_all(procs)
