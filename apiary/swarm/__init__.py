@@ -1,0 +1,1 @@
+"""The swarm: distributed queries through manifests and partial results in the bucket."""
