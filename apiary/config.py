@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     suspect_after: float = Field(15.0, gt=0, description="heartbeat age when a node is suspect")
     dead_after: float = Field(30.0, gt=0, description="heartbeat age when a node is dead")
     forget_after: float = Field(60.0, gt=0, description="dead heartbeats are deleted after this")
+    distribute_min_cells: int = Field(
+        8,
+        ge=0,
+        description="cells a query must scan before it is shared with other nodes; 0: never",
+    )
+    task_timeout: float = Field(30.0, gt=0, description="seconds a node has to answer a task")
+    task_attempts: int = Field(3, ge=1, description="nodes a task is tried on before abandoning")
+    worker_poll_interval: float = Field(0.5, gt=0, description="seconds between looks for tasks")
 
     @model_validator(mode="after")
     def _ordered_timings(self) -> Settings:

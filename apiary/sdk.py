@@ -33,7 +33,7 @@ from apiary.maintenance import compact, vacuum
 from apiary.names import validate_name
 from apiary.runtime import resources, temperature
 from apiary.runtime.node import HeartbeatLoop
-from apiary.runtime.world import Heartbeat, Timings, read_world
+from apiary.runtime.world import Heartbeat, NodeView, Timings, read_world
 from apiary.storage import Location, RetryPolicy, Storage, open_storage
 from apiary.version import __version__
 
@@ -329,16 +329,19 @@ class Apiary:
             "band": temperature.band(temp),
         }
 
+    def world(self) -> list[NodeView]:
+        """The nodes of the swarm: this node's last view, or a fresh observer's reading."""
+        if self._heartbeat is not None:
+            return self._heartbeat.world
+        return read_world(self.storage, self.timings)
+
     def swarm_status(self) -> dict[str, Any]:
         """Every node with a heartbeat in this storage root, judged on the storage's clock.
 
         A client that joined the swarm reports the view of its last heartbeat; others read the
         heartbeats as an observer.
         """
-        if self._heartbeat is not None:
-            views = self._heartbeat.world
-        else:
-            views = read_world(self.storage, self.timings)
+        views = self.world()
         nodes = [
             {
                 **view.heartbeat.model_dump(),

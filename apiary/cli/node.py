@@ -14,6 +14,7 @@ from rich.text import Text
 
 from apiary.cli.common import console, storage_options
 from apiary.sdk import Apiary
+from apiary.swarm.worker import Worker
 
 log = logging.getLogger("apiary.node")
 
@@ -33,8 +34,9 @@ def node(storage: str | None, name: str, node_id: str | None, config_file: Path 
     """Run a node in the foreground until SIGTERM or Ctrl-C (what systemd starts).
 
     The node joins the swarm on the storage root: it writes a heartbeat every few
-    seconds, keeps a world view of the other nodes, and on a clean stop removes
-    its heartbeat so the others see it leave rather than die.
+    seconds, keeps a world view of the other nodes, runs the tasks of distributed
+    queries assigned to it, and on a clean stop removes its heartbeat so the
+    others see it leave rather than die.
     """
     import os
 
@@ -46,6 +48,13 @@ def node(storage: str | None, name: str, node_id: str | None, config_file: Path 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     ap = Apiary(name, storage, node_id=node_id, join_swarm=True).start()
+    worker = Worker(
+        ap.storage,
+        ap.node_id,
+        credentials=ap.credentials,
+        poll_interval=ap.settings.worker_poll_interval,
+    )
+    worker.start()
     try:
         swarm = ap.swarm_status()
         log.info(
@@ -57,8 +66,9 @@ def node(storage: str | None, name: str, node_id: str | None, config_file: Path 
         stop.wait()
         log.info("node %s stopping", ap.node_id)
     finally:
+        worker.stop()
         ap.shutdown()
-    log.info("node %s stopped cleanly", ap.node_id)
+    log.info("node %s stopped cleanly after %d task(s)", ap.node_id, worker.tasks_run)
 
 
 @click.command()

@@ -19,20 +19,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-from datafusion import SessionConfig, SessionContext, SQLOptions
-from datafusion.catalog import Catalog, Schema
+from datafusion import LogicalPlan, SessionConfig, SessionContext, SQLOptions
+from datafusion.catalog import Catalog, Schema, Table
 
 from apiary.catalog.models import RegistryState
 from apiary.cells.types import type_name
 from apiary.errors import SqlError
 from apiary.frame import Frame
+from apiary.runtime.world import NodeView
 from apiary.sql import statements
 from apiary.sql.messages import execution_error, planning_error
 from apiary.sql.plan import scans
 from apiary.sql.planning import PlanningHive
 from apiary.sql.pruning import And, Or, Predicate, Pruned, prune
-from apiary.sql.sources import frame_table, plain_types, register_object_store
+from apiary.sql.sources import frame_table, in_memory, plain_types, register_object_store
 from apiary.sql.statements import Describe, Query, Show, Use, split_version
+from apiary.swarm.coordinator import Coordinator
+from apiary.swarm.decompose import NotDistributable, decompose
 
 if TYPE_CHECKING:
     from apiary.sdk import Apiary
@@ -63,6 +66,7 @@ class QueryStats:
     rows: int = 0
     seconds: float = 0.0
     frames: list[FramePruning] = field(default_factory=list)
+    distribution: dict[str, object] = field(default_factory=dict)
 
 
 class SqlSession:
@@ -183,7 +187,7 @@ class SqlSession:
             needs.setdefault((hive, box, name, version), []).append(scan.predicates)
 
         with self._scratch() as scratch:
-            return self._execute(query, needs, state, scratch)
+            return self._execute(query, plan, needs, state, scratch)
 
     @contextlib.contextmanager
     def _scratch(self) -> Iterator[Path | None]:
@@ -201,13 +205,12 @@ class SqlSession:
     def _execute(
         self,
         query: Query,
+        plan: LogicalPlan,
         needs: dict[tuple[str, str, str, int | None], list[list[Predicate]]],
         state: RegistryState,
         scratch: Path | None,
     ) -> pa.Table:
-        execution = SessionContext(self._config())
-        register_object_store(execution, self.apiary.storage.location, self.apiary.credentials)
-        catalogs: dict[str, Catalog] = {}
+        pinned = []
         for (hive, box, name, version), per_scan in needs.items():
             frame = self.apiary.frame(hive, box, name, state.hives[hive].boxes[box].frames[name])
             snap = frame.snapshot(version)
@@ -215,15 +218,20 @@ class SqlSession:
                 snap.cells.values(), _combine(per_scan), frame.schema, frame.partition_by
             )
             self.last.frames.append(_report(frame, snap.version, version, pruned))
-            catalog = catalogs.get(hive)
-            if catalog is None:
-                catalog = catalogs[hive] = Catalog.memory_catalog()
-                execution.register_catalog_provider(hive, catalog)
-            if box not in catalog.names():
-                catalog.register_schema(box, Schema.memory_schema())
-            table_name = name if version is None else f"{name}@v{version}"
-            catalog.schema(box).register_table(
-                table_name, frame_table(execution, frame, pruned.kept, scratch)
+            pinned.append((name if version is None else f"{name}@v{version}", frame, pruned))
+        if not query.explain and len(pinned) == 1:
+            shared = self._distributed(plan, pinned[0][1], pinned[0][2])
+            if shared is not None:
+                return shared
+        execution = SessionContext(self._config())
+        register_object_store(execution, self.apiary.storage.location, self.apiary.credentials)
+        for table_name, frame, pruned in pinned:
+            _register(
+                execution,
+                frame.hive,
+                frame.box,
+                table_name,
+                frame_table(execution, frame, pruned.kept, scratch),
             )
         sql = (
             f"EXPLAIN {'ANALYZE ' if query.analyze else ''}{query.sql}"
@@ -238,6 +246,56 @@ class SqlSession:
             return self._explain(result)
         return plain_types(result)
 
+    def _distributed(self, plan: LogicalPlan, frame: Frame, pruned: Pruned) -> pa.Table | None:
+        """Share the query with the swarm when it is big enough and splits exactly; else None."""
+        settings = self.apiary.settings
+        if not settings.distribute_min_cells or len(pruned.kept) < settings.distribute_min_cells:
+            return None
+        alive = self._alive()
+        if len(alive) < 2:
+            return None
+        try:
+            split = decompose(plan)
+        except NotDistributable as exc:
+            self.last.distribution = {"ran_locally": str(exc)}
+            return None
+        coordinator = Coordinator(
+            self.apiary.storage,
+            self.apiary.node_id,
+            self._alive,
+            task_timeout=settings.task_timeout,
+            max_attempts=settings.task_attempts,
+        )
+        outcome = coordinator.run(
+            frame.prefix,
+            frame.full_name,
+            frame.definition.columns,
+            split.fragment_sql(),
+            pruned.kept,
+        )
+        merge = SessionContext()
+        merge.register_table("partials", in_memory(pa.concat_tables(outcome.results)))
+        merged = merge.sql(split.merge_sql()).to_arrow_table()
+        final = SessionContext(self._config())
+        parts = split.relation.split(".")
+        hive = parts[-3] if len(parts) >= 3 else (self.hive or "datafusion")
+        box = parts[-2] if len(parts) >= 2 else (self.box or "public")
+        _register(final, hive, box, parts[-1], in_memory(merged))
+        result = split.finish(final.table(split.relation)).to_arrow_table()
+        self.last.distribution = {
+            "tasks": sum(outcome.tasks_per_node.values()),
+            "tasks_per_node": outcome.tasks_per_node,
+            "reassigned": outcome.reassigned,
+        }
+        return plain_types(result)
+
+    def _alive(self) -> list[NodeView]:
+        return [
+            view
+            for view in self.apiary.world()
+            if view.state == "alive" and view.heartbeat.state == "running"
+        ]
+
     def _explain(self, plan: pa.Table) -> pa.Table:
         kinds = [f"apiary pruning ({f.frame})" for f in self.last.frames]
         lines = [f.describe() for f in self.last.frames]
@@ -247,6 +305,16 @@ class SqlSession:
                 "plan": lines + plan.column("plan").to_pylist(),
             }
         )
+
+
+def _register(ctx: SessionContext, hive: str, box: str, name: str, table: Table) -> None:
+    """Put ``table`` at hive.box.name in ``ctx``, creating the catalog and schema as needed."""
+    if hive not in ctx.catalog_names():
+        ctx.register_catalog_provider(hive, Catalog.memory_catalog())
+    catalog = ctx.catalog(hive)
+    if box not in catalog.names():
+        catalog.register_schema(box, Schema.memory_schema())
+    catalog.schema(box).register_table(name, table)
 
 
 def _combine(per_scan: list[list[Predicate]]) -> list[Predicate]:

@@ -16,10 +16,10 @@ one node: :func:`decompose` returns the reason instead.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
 from datafusion import DataFrame, Expr, LogicalPlan
 from datafusion.expr import SortExpr
 
@@ -36,7 +36,7 @@ class Partial:
     """One aggregate of the original query and how it is split and merged."""
 
     function: str  # sum | count | min | max | avg
-    column: str | None  # None for count(*)
+    argument: str | None  # SQL for the aggregated value; None for count(*)
     output: str  # the aggregate's column name in DataFusion's plan, e.g. "sum(t.x)"
 
 
@@ -49,15 +49,22 @@ class Decomposition:
     where: str  # SQL text, "" for none
     upper: list[Any] = field(default_factory=list)  # plan nodes above the aggregate, top first
 
+    def pieces(self) -> dict[tuple[str, str], str]:
+        """Each distinct partial aggregate a task computes, named q0, q1, ...
+
+        DataFusion refuses two identical aggregates in one SELECT, and ``sum(v), avg(v)`` both
+        need ``sum(v)``, so partials are shared.
+        """
+        named: dict[tuple[str, str], str] = {}
+        for part in self.partials:
+            for need in _needs(part):
+                named.setdefault(need, f"q{len(named)}")
+        return named
+
     def fragment_sql(self, table: str = "task_cells") -> str:
         """What each task runs over its own cells."""
         select = [f"{_quote(g)} AS g{i}" for i, g in enumerate(self.groups)]
-        for i, part in enumerate(self.partials):
-            arg = "*" if part.column is None else _quote(part.column)
-            if part.function == "avg":
-                select += [f"sum({arg}) AS p{i}_sum", f"count({arg}) AS p{i}_count"]
-            else:
-                select.append(f"{part.function}({arg}) AS p{i}")
+        select += [f"{fn}({arg}) AS {name}" for (fn, arg), name in self.pieces().items()]
         sql = f"SELECT {', '.join(select)} FROM {table}"
         if self.where:
             sql += f" WHERE {self.where}"
@@ -67,15 +74,16 @@ class Decomposition:
 
     def merge_sql(self, table: str = "partials") -> str:
         """Re-aggregate the partials into the columns the original aggregate produces."""
+        named = self.pieces()
         select = [f"g{i} AS {_quote(g)}" for i, g in enumerate(self.groups)]
-        for i, part in enumerate(self.partials):
+        for part in self.partials:
+            first, *rest = (named[need] for need in _needs(part))
             if part.function == "avg":
-                expr = f"CAST(sum(p{i}_sum) AS DOUBLE) / CAST(sum(p{i}_count) AS DOUBLE)"
+                expr = f"CAST(sum({first}) AS DOUBLE) / CAST(sum({rest[0]}) AS DOUBLE)"
             elif part.function == "count":
-                expr = f"CAST(COALESCE(sum(p{i}), 0) AS BIGINT)"
+                expr = f"CAST(COALESCE(sum({first}), 0) AS BIGINT)"
             else:
-                merge = "sum" if part.function == "sum" else part.function
-                expr = f"{merge}(p{i})"
+                expr = f"{part.function}({first})"  # sum of sums, min of mins, max of maxes
             select.append(f"{expr} AS {_quote(part.output)}")
         sql = f"SELECT {', '.join(select)} FROM {table}"
         if self.groups:
@@ -101,12 +109,23 @@ class Decomposition:
         return df
 
 
+def _needs(part: Partial) -> list[tuple[str, str]]:
+    arg = part.argument or "*"
+    if part.function == "avg":
+        return [("sum", arg), ("count", arg)]
+    return [(part.function, arg)]
+
+
 def decompose(plan: LogicalPlan) -> Decomposition:
     """The distributed form of ``plan``, or :class:`NotDistributable` saying why not."""
     upper = []
     node = plan
     while type(node.to_variant()).__name__ in _UPPER:
-        upper.append(node.to_variant())
+        variant = node.to_variant()
+        if type(variant).__name__ == "Limit":  # only constant limits can be replayed
+            _int_or_none(variant.fetch())
+            _int_or_none(variant.skip())
+        upper.append(variant)
         node = _only_input(node)
     aggregate = node.to_variant()
     if type(aggregate).__name__ != "Aggregate":
@@ -172,7 +191,24 @@ def _partial(expr: Any) -> Partial:
     arg = args[0].to_variant()
     if function == "count" and type(arg).__name__ == "Literal":
         return Partial("count", None, output)
-    return Partial(function, _column(args[0], output), output)
+    if function == "avg" and type(arg).__name__ == "Cast":
+        # AVG of integers reads them as Float64; summing the integers and dividing in floating
+        # point at the merge gives the same value, and a second sum(v) would clash with SUM(v).
+        return Partial("avg", _quote(_column(arg.expr(), output)), output)
+    return Partial(function, _argument(args[0], output), output)
+
+
+_CASTS = {"Float64": "DOUBLE", "Int64": "BIGINT"}
+
+
+def _argument(expr: Any, output: str) -> str:
+    """A plain column, or the widening cast DataFusion adds (AVG of integers reads Float64)."""
+    variant = expr.to_variant()
+    if type(variant).__name__ == "Cast":
+        match = re.fullmatch(r"CAST\((.+) AS (\w+)\)", expr.canonical_name())
+        if match and match[2] in _CASTS:
+            return f"CAST({_quote(_column(variant.expr(), output))} AS {_CASTS[match[2]]})"
+    return _quote(_column(expr, output))
 
 
 def render(expr: Any) -> str:
@@ -234,10 +270,12 @@ def _quote(name: str) -> str:
 
 
 def _int_or_none(value: Any) -> int | None:
+    """A LIMIT's skip / fetch: None, an int, or a literal expression."""
     if value is None:
         return None
     if hasattr(value, "to_variant"):
-        inner = value.python_value() if type(value.to_variant()).__name__ == "Literal" else None
-        return int(inner.as_py() if hasattr(inner, "as_py") else inner) if inner is not None else None
-    return int(value)
-
+        if type(value.to_variant()).__name__ != "Literal":
+            raise NotDistributable("a LIMIT that is not a constant")
+        value = value.python_value()
+        value = value.as_py() if hasattr(value, "as_py") else value
+    return None if value is None else int(value)

@@ -1,4 +1,7 @@
-"""A node in its own process with an injected clock: ``node_process.py URI NODE_ID OFFSET_S``.
+"""A node in its own process with an injected clock and task delay.
+
+    node_process.py URI NODE_ID CLOCK_OFFSET_S [TASK_DELAY_S]
+
 
 ``apiary node`` itself always uses the machine clock; this stands in for a Raspberry Pi whose
 clock is wrong (no battery, no NTP yet) without touching the machine's real clock.
@@ -9,13 +12,16 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 from apiary import Apiary
+from apiary.swarm.worker import Worker
 
 
 def main() -> None:
     uri, node_id, offset = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    delay = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     ap = Apiary(
@@ -25,8 +31,13 @@ def main() -> None:
         join_swarm=True,
         clock=lambda: datetime.now(UTC) + timedelta(seconds=offset),
     ).start()
+    worker = Worker(
+        ap.storage, node_id, poll_interval=0.2, before_task=lambda task: time.sleep(delay)
+    )
+    worker.start()
     print("READY", flush=True)
     stop.wait()
+    worker.stop()
     ap.shutdown()
 
 

@@ -1,0 +1,185 @@
+"""Coordinating a distributed query: assign tasks, watch for answers, reassign, merge.
+
+The coordinator is whichever client received the SQL. It writes the manifest, then only reads:
+partial results appear as objects, and a task whose node died or did not answer within the
+task timeout is handed to another alive node (up to ``max_attempts`` nodes in all) before the
+query fails with :class:`TaskAbandonedError`. The query folder is deleted when done.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from apiary.errors import TaskAbandonedError
+from apiary.ledger import CellMeta
+from apiary.runtime.world import NodeView
+from apiary.storage import Storage
+from apiary.swarm.manifest import (
+    Attempt,
+    CellRef,
+    Manifest,
+    Task,
+    error_path,
+    manifest_path,
+    query_folder,
+    result_path,
+)
+
+log = logging.getLogger("apiary.coordinator")
+
+
+@dataclass
+class Plan:
+    """Which cells go to which node (pure logic: see :func:`assign`)."""
+
+    tasks: list[Task] = field(default_factory=list)
+
+    def per_node(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for task in self.tasks:
+            counts[task.node] = counts.get(task.node, 0) + 1
+        return counts
+
+
+def assign(cells: Sequence[CellMeta], nodes: Sequence[NodeView], tasks_per_bee: int = 1) -> Plan:
+    """Split ``cells`` into tasks and give each to a node.
+
+    One task per idle bee in the swarm (at least one per node), cells spread evenly by size.
+    A task goes to the node that caches most of its cells, ties broken by the fewest tasks per
+    bee so far, so busy or small nodes get less.
+    """
+    if not nodes:
+        raise ValueError("no alive node to run tasks on")
+    bees = {n.node_id: max(1, n.heartbeat.bees_idle or n.heartbeat.cores or 1) for n in nodes}
+    count = max(1, min(len(cells), sum(bees.values()) * tasks_per_bee))
+    groups: list[list[CellMeta]] = [[] for _ in range(count)]
+    sizes = [0] * count
+    for cell in sorted(cells, key=lambda c: -c.bytes):  # largest first into the lightest task
+        lightest = sizes.index(min(sizes))
+        groups[lightest].append(cell)
+        sizes[lightest] += cell.bytes
+    cached = {n.node_id: set(n.heartbeat.cached_cells) for n in nodes}
+    load = dict.fromkeys(bees, 0)
+    plan = Plan()
+    for i, group in enumerate(g for g in groups if g):
+        paths = {c.path for c in group}
+        node = max(bees, key=lambda n: (len(paths & cached[n]), -load[n] / bees[n], n))
+        load[node] += 1
+        refs = [CellRef(path=c.path, rows=c.rows, bytes=c.bytes) for c in group]
+        task = Task(task_id=f"t{i:04d}", cells=refs, node=node, attempts=[Attempt(node=node)])
+        plan.tasks.append(task)
+    return plan
+
+
+@dataclass
+class Outcome:
+    results: list[pa.Table]
+    tasks_per_node: dict[str, int]
+    reassigned: int
+
+
+class Coordinator:
+    def __init__(
+        self,
+        storage: Storage,
+        node_id: str,
+        world: Callable[[], list[NodeView]],
+        *,
+        task_timeout: float = 30.0,
+        max_attempts: int = 3,
+        poll_interval: float = 0.2,
+    ) -> None:
+        self.storage = storage
+        self.node_id = node_id
+        self.world = world  # alive nodes, fresh on each call
+        self.task_timeout = task_timeout
+        self.max_attempts = max_attempts
+        self.poll_interval = poll_interval
+
+    def run(
+        self,
+        frame_prefix: str,
+        frame_name: str,
+        columns: list[dict],
+        fragment_sql: str,
+        cells: Sequence[CellMeta],
+    ) -> Outcome:
+        query_id = uuid.uuid4().hex
+        plan = assign(cells, self.world())
+        manifest = Manifest(
+            query_id=query_id,
+            coordinator=self.node_id,
+            frame_prefix=frame_prefix,
+            frame_name=frame_name,
+            columns=columns,
+            fragment_sql=fragment_sql,
+            tasks=plan.tasks,
+        )
+        self.storage.put(manifest_path(query_id), manifest.to_bytes())
+        first_assignment = plan.per_node()
+        try:
+            results, reassigned = self._collect(manifest)
+        finally:
+            for obj in self.storage.list(query_folder(query_id)):
+                self.storage.delete(obj.path)
+        return Outcome(results, first_assignment, reassigned)
+
+    def _collect(self, manifest: Manifest) -> tuple[list[pa.Table], int]:
+        pending = {task.task_id: task for task in manifest.tasks}
+        deadline = {tid: time.monotonic() + self.task_timeout for tid in pending}
+        results: dict[str, pa.Table] = {}
+        reassigned = 0
+        while pending:
+            present = {o.path for o in self.storage.list(query_folder(manifest.query_id))}
+            alive = {n.node_id for n in self.world()}
+            changed = False
+            for tid, task in list(pending.items()):
+                answer = result_path(manifest.query_id, tid, task.node)
+                failed = error_path(manifest.query_id, tid, task.node)
+                if answer in present:
+                    results[tid] = _read_ipc(self.storage, answer)
+                    del pending[tid]
+                    continue
+                if failed in present:
+                    outcome = "error: " + self.storage.get(failed).decode(errors="replace")
+                elif task.node not in alive:
+                    outcome = "node died"
+                elif time.monotonic() > deadline[tid]:
+                    outcome = f"timed out after {self.task_timeout:g} s"
+                else:
+                    continue
+                task.attempts[-1].outcome = outcome
+                self._reassign(manifest, task, alive)
+                deadline[tid] = time.monotonic() + self.task_timeout
+                reassigned += 1
+                changed = True
+            if changed:
+                self.storage.put(manifest_path(manifest.query_id), manifest.to_bytes())
+            if pending:
+                time.sleep(self.poll_interval)
+        return [results[t.task_id] for t in manifest.tasks], reassigned
+
+    def _reassign(self, manifest: Manifest, task: Task, alive: set[str]) -> None:
+        tried = {a.node for a in task.attempts}
+        candidates = sorted(alive - tried) or sorted(alive)
+        if len(task.attempts) >= self.max_attempts or not candidates:
+            history = "; ".join(f"{a.node}: {a.outcome}" for a in task.attempts)
+            raise TaskAbandonedError(
+                f"task {task.task_id} of query {manifest.query_id} ({len(task.cells)} cells of "
+                f"{manifest.frame_name}) failed on every attempt: {history}. Nothing partial "
+                "was returned; check `apiary swarm` and retry."
+            )
+        node = candidates[0]
+        log.warning("reassigning task %s to %s (%s)", task.task_id, node, task.attempts[-1].outcome)
+        task.node = node
+        task.attempts.append(Attempt(node=node))
+
+
+def _read_ipc(storage: Storage, path: str) -> pa.Table:
+    return pa.ipc.open_stream(storage.get(path)).read_all()

@@ -1,0 +1,129 @@
+"""A node's worker loop: find tasks assigned to it in ``_queries/``, run them, write the results."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+from datafusion import SessionContext
+
+from apiary.cells.types import schema_from_json
+from apiary.errors import ApiaryError, NotFoundError
+from apiary.ledger import CellMeta
+from apiary.sql.sources import frame_table, plain_types, register_object_store
+from apiary.storage import Storage
+from apiary.swarm.manifest import QUERIES, Manifest, Task, error_path, result_path
+
+log = logging.getLogger("apiary.worker")
+
+
+def ipc_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+class Worker:
+    """Polls for manifests naming this node and answers each of its tasks once."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        node_id: str,
+        *,
+        credentials: dict[str, str] | None = None,
+        poll_interval: float = 0.5,
+        before_task: Callable[[Task], None] = lambda task: None,
+    ) -> None:
+        self.storage = storage
+        self.node_id = node_id
+        self.credentials = credentials
+        self.poll_interval = poll_interval
+        self.before_task = before_task  # tests slow a node down here
+        self.answered: set[tuple[str, str, int]] = set()
+        self.tasks_run = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="apiary-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_interval):
+            try:
+                self.poll()
+            except ApiaryError as exc:
+                log.warning("worker poll failed: %s", exc)
+            except Exception:
+                log.exception("worker poll failed")
+
+    def poll(self) -> int:
+        """One look at ``_queries/``; returns how many tasks this node ran."""
+        ran = 0
+        for info in self.storage.list(QUERIES):
+            if not info.path.endswith("/manifest.json"):
+                continue
+            try:
+                manifest = Manifest.model_validate_json(self.storage.get(info.path))
+            except (NotFoundError, ValueError):
+                continue  # finished and deleted meanwhile, or being rewritten
+            for task in manifest.tasks:
+                key = (manifest.query_id, task.task_id, len(task.attempts))
+                if task.node != self.node_id or key in self.answered:
+                    continue
+                self.answered.add(key)
+                self.run_task(manifest, task)
+                ran += 1
+        return ran
+
+    def run_task(self, manifest: Manifest, task: Task) -> None:
+        self.before_task(task)
+        try:
+            result = self._execute(manifest, task)
+        except Exception as exc:  # report it; the coordinator decides whether to retry elsewhere
+            log.warning("task %s of query %s failed: %s", task.task_id, manifest.query_id, exc)
+            message = f"{type(exc).__name__}: {exc}"[:2000].encode()
+            self.storage.put(error_path(manifest.query_id, task.task_id, self.node_id), message)
+            return
+        self.storage.put(
+            result_path(manifest.query_id, task.task_id, self.node_id), ipc_bytes(result)
+        )
+        self.tasks_run += 1
+
+    def _execute(self, manifest: Manifest, task: Task) -> pa.Table:
+        schema = schema_from_json(manifest.columns)
+        cells = [CellMeta(path=c.path, rows=c.rows, bytes=c.bytes) for c in task.cells]
+        frame = _TaskFrame(self.storage, manifest.frame_prefix, manifest.frame_name, schema)
+        ctx = SessionContext()
+        register_object_store(ctx, self.storage.location, self.credentials)
+        scratch = None
+        if self.storage.location.scheme == "file":
+            scratch = Path(self.storage.location.path) / "_scratch" / uuid.uuid4().hex
+        try:
+            ctx.register_table("task_cells", frame_table(ctx, frame, cells, scratch))  # type: ignore[arg-type]
+            return plain_types(ctx.sql(manifest.fragment_sql).to_arrow_table())
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+
+class _TaskFrame:
+    """Just enough of a :class:`Frame` for :func:`frame_table`: no catalog or ledger needed."""
+
+    def __init__(self, storage: Storage, prefix: str, name: str, schema: pa.Schema) -> None:
+        self.storage = storage
+        self.prefix = prefix
+        self.full_name = name
+        self.schema = schema

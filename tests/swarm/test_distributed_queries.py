@@ -1,0 +1,169 @@
+"""Distributed aggregates over real node processes on one moto bucket."""
+
+from __future__ import annotations
+
+import math
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pyarrow as pa
+import pytest
+from support.processes import REPO, child_env
+
+from apiary import Apiary, TaskAbandonedError
+from apiary.swarm.manifest import QUERIES, Manifest
+
+TIMINGS = {
+    "APIARY_HEARTBEAT_INTERVAL": "0.5",
+    "APIARY_SUSPECT_AFTER": "2",
+    "APIARY_DEAD_AFTER": "4",
+    "APIARY_FORGET_AFTER": "60",
+}
+QUERY = (
+    "SELECT region, sum(v) AS s, avg(v) AS a, count(*) AS n, min(v) AS mn, max(v) AS mx "
+    "FROM farm.sensors.temps WHERE v >= 10 GROUP BY region ORDER BY s DESC LIMIT 3"
+)
+pytestmark = [pytest.mark.multiprocess, pytest.mark.s3]
+
+
+def start_node(uri: str, node_id: str, delay: float = 0.0) -> subprocess.Popen[str]:
+    script = REPO / "tests" / "support" / "node_process.py"
+    return subprocess.Popen(
+        [sys.executable, str(script), uri, node_id, "0", str(delay)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(TIMINGS),
+    )
+
+
+@pytest.fixture
+def swarm(s3_bucket, monkeypatch):
+    for key, value in TIMINGS.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("APIARY_DISTRIBUTE_MIN_CELLS", "2")
+    ap = Apiary("test", s3_bucket.uri).start()
+    ap.create_hive("farm")
+    ap.create_box("farm", "sensors")
+    ap.create_frame(
+        "farm", "sensors", "temps", {"region": "string", "v": "int64"}, partition_by=["region"]
+    )
+    for batch in range(4):
+        for i, region in enumerate(("north", "south", "east", "west")):
+            start = 1000 * batch + 100 * i
+            ap.write_to_frame(
+                "farm",
+                "sensors",
+                "temps",
+                pa.table({"region": [region] * 50, "v": range(start, start + 50)}),
+            )
+    procs: list[subprocess.Popen[str]] = []
+    yield ap, s3_bucket.uri, procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        proc.wait(timeout=30)
+    ap.shutdown()
+
+
+def wait_alive(ap: Apiary, count: int) -> None:
+    deadline = time.monotonic() + 60
+    while ap.swarm_status()["alive"] < count:
+        assert time.monotonic() < deadline, "nodes did not come up"
+        time.sleep(0.1)
+
+
+def single_node(ap: Apiary, sql: str) -> pa.Table:
+    ap.settings.distribute_min_cells = 0
+    try:
+        return ap.sql(sql)
+    finally:
+        ap.settings.distribute_min_cells = 2
+
+
+def assert_same(a: pa.Table, b: pa.Table) -> None:
+    assert a.column_names == b.column_names and a.num_rows == b.num_rows
+    for x, y in zip(a.to_pylist(), b.to_pylist(), strict=True):
+        for key in x:
+            if isinstance(x[key], float):
+                assert math.isclose(x[key], y[key], rel_tol=1e-12), key
+            else:
+                assert x[key] == y[key], key
+
+
+def test_distributed_aggregate_equals_single_node_and_spreads_tasks(swarm) -> None:
+    ap, uri, procs = swarm
+    procs += [start_node(uri, name) for name in ("node-a", "node-b", "node-c")]
+    wait_alive(ap, 3)
+    shared = ap.sql(QUERY)
+    info = ap.last_query.distribution
+    assert set(info["tasks_per_node"]) == {"node-a", "node-b", "node-c"}, info
+    assert info["reassigned"] == 0
+    assert_same(shared, single_node(ap, QUERY))
+    assert shared["region"].to_pylist() == ["west", "east", "south"]
+    assert ap.storage.list(QUERIES) == []  # the query folder is cleaned up
+    other = (
+        "SELECT count(*) AS n, max(v) AS top FROM farm.sensors.temps "
+        "WHERE region IN ('north', 'east')"
+    )
+    assert_same(ap.sql(other), single_node(ap, other))
+    assert ap.last_query.distribution == {}  # single node this time: it was forced local
+
+
+def test_not_decomposable_queries_run_on_one_node(swarm) -> None:
+    ap, uri, procs = swarm
+    procs += [start_node(uri, name) for name in ("node-a", "node-b")]
+    wait_alive(ap, 2)
+    sql = "SELECT count(DISTINCT v) AS d FROM farm.sensors.temps"
+    assert ap.sql(sql)["d"].to_pylist() == [800]
+    assert ap.last_query.distribution["ran_locally"]  # the reason it stayed on one node
+    median = "SELECT region, median(v) AS m FROM farm.sensors.temps GROUP BY region"
+    assert ap.sql(median).num_rows == 4
+    assert "cannot be split exactly" in ap.last_query.distribution["ran_locally"]
+
+
+def test_a_worker_killed_mid_query_has_its_tasks_reassigned(swarm) -> None:
+    ap, uri, procs = swarm
+    procs += [
+        start_node(uri, "steady-1"),
+        start_node(uri, "steady-2"),
+        start_node(uri, "doomed", delay=120),
+    ]
+    wait_alive(ap, 3)
+    ap.settings.task_timeout = 120  # reassignment must come from the death, not a timeout
+    result: dict[str, object] = {}
+    runner = threading.Thread(target=lambda: result.update(table=ap.sql(QUERY)))
+    runner.start()
+    deadline = time.monotonic() + 60
+    while True:  # wait until the doomed node holds a task, then kill it
+        manifests = [o for o in ap.storage.list(QUERIES) if o.path.endswith("manifest.json")]
+        if manifests:
+            manifest = Manifest.model_validate_json(ap.storage.get(manifests[0].path))
+            if any(t.node == "doomed" for t in manifest.tasks):
+                break
+        assert time.monotonic() < deadline, "no task went to the doomed node"
+        time.sleep(0.05)
+    procs[2].send_signal(signal.SIGKILL)
+    runner.join(timeout=120)
+    assert not runner.is_alive()
+    assert ap.last_query.distribution["reassigned"] >= 1
+    assert_same(result["table"], single_node(ap, QUERY))
+
+
+def test_a_task_failing_everywhere_is_abandoned_with_its_causes(swarm) -> None:
+    ap, uri, procs = swarm
+    procs += [start_node(uri, name) for name in ("node-a", "node-b", "node-c")]
+    wait_alive(ap, 3)
+    frame = ap.frame("farm", "sensors", "temps")
+    victim = next(c for c in frame.snapshot().cells.values() if c.partition["region"] == "south")
+    ap.storage.delete(f"{frame.prefix}/{victim.path}")
+    with pytest.raises(TaskAbandonedError) as info:
+        ap.sql(QUERY)
+    message = str(info.value)
+    assert message.count("missing from storage") == 3  # one cause per attempt, three nodes
+    assert "Nothing partial was returned" in message
+    assert ap.storage.list(QUERIES) == []
