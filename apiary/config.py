@@ -46,8 +46,12 @@ class Settings(BaseSettings):
     storage_retries: int = Field(6, ge=1, description="tries of one storage request on faults")
     max_partitions: int = Field(1000, ge=1, description="partitions one write may create")
     memory_per_bee: int | None = Field(
-        None, gt=0, description="bytes per bee; unset = node memory budget / cores"
+        None, gt=0, description="bytes per bee; unset = node memory budget / bees"
     )
+    cores: int | None = Field(None, ge=1, description="override the detected core count")
+    memory_mb: int | None = Field(None, ge=64, description="override the detected memory budget")
+    model: str | None = Field(None, description="override the detected Raspberry Pi model")
+    reserve_mb: int | None = Field(None, ge=0, description="memory kept for Python and the OS")
     vacuum_retention_hours: float = Field(168.0, ge=0, description="vacuum keeps younger cells")
     heartbeat_interval: float = Field(5.0, gt=0, description="seconds between heartbeats")
     suspect_after: float = Field(15.0, gt=0, description="heartbeat age when a node is suspect")

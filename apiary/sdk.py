@@ -12,6 +12,7 @@ Both vocabularies work everywhere: hive/box/frame and database/schema/table.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -31,11 +32,13 @@ from apiary.frame import Frame
 from apiary.ledger import Ledger
 from apiary.maintenance import compact, vacuum
 from apiary.names import validate_name
-from apiary.runtime import resources, temperature
+from apiary.runtime import temperature
 from apiary.runtime.node import HeartbeatLoop
 from apiary.runtime.world import Heartbeat, NodeView, Timings, read_world
 from apiary.storage import Location, RetryPolicy, Storage, open_storage
 from apiary.version import __version__
+from hardware.budgets import Budgets, budgets
+from hardware.detect import HardwareProfile, detect
 
 if TYPE_CHECKING:
     from apiary.sql.session import QueryStats, SqlSession
@@ -140,10 +143,20 @@ class Apiary:
         """S3 credentials given to the constructor (None: the AWS_* variables are used)."""
         return self._credentials
 
+    @functools.cached_property
+    def hardware(self) -> HardwareProfile:
+        """This machine as detected (cgroup limits included), with config overrides applied."""
+        s = self.settings
+        return detect(overrides={"cores": s.cores, "memory_mb": s.memory_mb, "model": s.model})
+
+    @property
+    def budgets(self) -> Budgets:
+        """Bees, memory per bee and cell sizes derived from :attr:`hardware`."""
+        return budgets(self.hardware, reserve_mb=self.settings.reserve_mb)
+
     @property
     def sizing(self) -> CellSizing:
-        per_bee = self.settings.memory_per_bee or resources.memory_budget() // resources.cores()
-        return leafcutter(per_bee)
+        return leafcutter(self.settings.memory_per_bee or self.budgets.memory_per_bee_bytes)
 
     # -- namespace ---------------------------------------------------------------------------
 
@@ -323,8 +336,10 @@ class Apiary:
             "version": __version__,
             "joined_swarm": self._heartbeat is not None,
             "started_at": self._started_at,
-            "cores": resources.cores(),
-            "memory_budget": resources.memory_budget(),
+            "cores": self.hardware.cores,
+            "memory_budget": self.hardware.memory_budget_bytes,
+            "bees": self.budgets.bees,
+            "hardware": self.hardware.to_dict(),
             "temperature": temp,
             "band": temperature.band(temp),
         }
@@ -365,13 +380,12 @@ class Apiary:
 
     def _describe(self) -> Heartbeat:
         temp = temperature.sample()
-        cores = resources.cores()
         return Heartbeat(
             node_id=self.node_id,
             version=__version__,
-            cores=cores,
-            memory_budget=resources.memory_budget(),
-            bees_idle=cores,
+            cores=self.hardware.cores,
+            memory_budget=self.hardware.memory_budget_bytes,
+            bees_idle=self.budgets.bees,
             temperature=temp,
             band=temperature.band(temp),
             storage=str(self.storage.location),

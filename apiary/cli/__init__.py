@@ -15,6 +15,7 @@ from apiary.cli.doctor import doctor
 from apiary.cli.frames import compact_cmd, history_cmd, vacuum_cmd
 from apiary.cli.node import node, status, swarm
 from apiary.cli.sql import shell, sql
+from hardware.cli import hardware
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,6 +40,7 @@ cli.add_command(node)
 cli.add_command(status)
 cli.add_command(swarm)
 cli.add_command(doctor)
+cli.add_command(hardware)
 cli.add_command(vacuum_cmd)
 cli.add_command(compact_cmd)
 cli.add_command(history_cmd)

@@ -13,8 +13,8 @@ from rich.text import Text
 from apiary.cli.common import console, storage_options
 from apiary.config import config_file, load_settings
 from apiary.errors import ApiaryError
-from apiary.runtime import resources
 from apiary.storage import Storage, open_storage
+from hardware.detect import detect
 
 CLOCK_WARN_S = 120
 Check = tuple[str, str, str]  # (name, "ok" | "warn" | "fail", detail)
@@ -69,8 +69,9 @@ def _clock(root: Storage) -> tuple[str, str]:
 
 
 def _memory() -> Check:
-    budget, limit = resources.memory_budget(), resources.cgroup_memory_limit()
-    detail = f"{budget / 2**20:,.0f} MiB budget over {resources.cores()} core(s)"
+    profile = detect()
+    budget, limit = profile.memory_budget_bytes or 0, profile.memory_limit_bytes
+    detail = f"{budget / 2**20:,.0f} MiB budget over {profile.cores} core(s)"
     if limit is not None:
         detail += f", capped by a cgroup limit of {limit / 2**20:,.0f} MiB"
     if budget < 256 * 2**20:

@@ -1,0 +1,518 @@
+"""Mason chambers (SPEC §8): a fixed set of bees, each a sealed memory budget, spill folder and
+deadline, plus retries and abandonment of failing tasks.
+
+A task runs on a worker thread of its own so that the caller can give up on it at its deadline
+even when the task never checks the time; the bee stays busy until that thread really ends, so a
+runaway task can never share its chamber (and budget) with the next one. DataFusion work started
+through :meth:`Bee.collect` is cancellable: it is driven through the stream's async interface and
+the pending batch is cancelled at the deadline, which stops the Rust side (measured: no CPU used
+after the cancel) and frees its memory and spill files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar
+
+import psutil
+import pyarrow as pa
+from datafusion import DataFrame, RuntimeEnvBuilder, SessionConfig, SessionContext
+
+from apiary.errors import (
+    ApiaryError,
+    ConfigError,
+    EntityNotFoundError,
+    InvalidNameError,
+    MemoryExceededError,
+    SchemaError,
+    SqlError,
+    TaskAbandonedError,
+    TaskTimeoutError,
+)
+
+T = TypeVar("T")
+State = Literal["idle", "busy", "draining"]
+
+MiB = 1 << 20
+# Errors that would fail the same way again: user mistakes, a budget that is simply too small
+# and a deadline that was already spent. Everything else counts as transient and is retried.
+NOT_RETRIED: tuple[type[BaseException], ...] = (
+    SqlError,
+    SchemaError,
+    EntityNotFoundError,
+    ConfigError,
+    InvalidNameError,
+    MemoryExceededError,
+    TaskTimeoutError,
+)
+ABANDONED_KEPT = 50
+POLL = 0.05  # seconds between deadline checks while DataFusion or a task is working
+GRACE = 0.25  # extra seconds a task gets to notice its own deadline before the caller gives up
+
+
+def _sort_reservation(budget: int) -> int:
+    # DataFusion reserves this much per sort for merging spilled runs; its 10 MiB default leaves
+    # nothing for the sort itself in a small pool (NOTES), so scale it with the budget.
+    return max(64 * 1024, min(10 * MiB, budget // 16))
+
+
+def _mib(n: int) -> str:
+    return f"{n / MiB:.0f} MiB" if n >= MiB else f"{n} bytes"
+
+
+class Bee:
+    """One sealed chamber: a memory budget, a spill folder and (while busy) a task and deadline.
+
+    Contexts from :meth:`context` belong to one task: the spill folder is emptied when the task
+    ends, which would pull the folder from under a context kept for later.
+    """
+
+    def __init__(
+        self,
+        id: int,
+        memory_budget: int,
+        spill_dir: Path,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.id = id
+        self.memory_budget = memory_budget
+        self.spill_dir = Path(spill_dir)
+        self.spill_dir.mkdir(parents=True, exist_ok=True)
+        self.state: State = "idle"
+        self.task: str | None = None
+        self.started: float | None = None
+        self.timeout: float | None = None
+        self.result_bytes = 0  # Arrow bytes collect() holds for the current task
+        self._clock = clock
+        self._cancel: BaseException | None = None
+        self._attempt = 0  # tells a late cancel apart from one meant for the current task
+
+    # -- the task's view ---------------------------------------------------------------------
+
+    @property
+    def deadline(self) -> float | None:
+        if self.started is None or self.timeout is None:
+            return None
+        return self.started + self.timeout
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (negative once past), None without a deadline."""
+        deadline = self.deadline
+        return None if deadline is None else deadline - self._clock()
+
+    def check_deadline(self) -> None:
+        """Raise TaskTimeoutError once the task is past its deadline or was cancelled.
+
+        Long-running tasks call this between steps; :meth:`collect` calls it for you.
+        """
+        if self._cancel is not None:
+            raise self._cancel
+        remaining = self.remaining()
+        if remaining is not None and remaining < 0:
+            raise self._timeout_error()
+
+    def _timeout_error(self) -> TaskTimeoutError:
+        return TaskTimeoutError(
+            f"task {self.task!r} ran longer than its {self.timeout:g} s timeout on bee {self.id} "
+            "and was stopped; make it cheaper (a more selective WHERE, fewer rows or frames) "
+            "or raise the task timeout"
+        )
+
+    def context(self, config: SessionConfig | None = None) -> SessionContext:
+        """A DataFusion context held to this bee's memory budget, spilling into its folder.
+
+        The bee's settings are applied to ``config`` (which DataFusion modifies in place): one
+        partition, since a bee is one core and each partition would get its own slice of an
+        already small pool, and a sort merge reservation scaled to the budget.
+        """
+        config = (config or SessionConfig()).with_target_partitions(1)
+        config = config.set(
+            "datafusion.execution.sort_spill_reservation_bytes",
+            str(_sort_reservation(self.memory_budget)),
+        )
+        # Spills are written to an SD card on a Pi: lz4 cuts the bytes written at little cost.
+        config = config.set("datafusion.execution.spill_compression", "lz4_frame")
+        runtime = (
+            RuntimeEnvBuilder()
+            .with_fair_spill_pool(self.memory_budget)
+            .with_disk_manager_specified(self.spill_dir)
+        )
+        return SessionContext(config, runtime)
+
+    def collect(self, df: DataFrame, *, limit_result: bool = True) -> pa.Table:
+        """Run ``df`` to a table, stopping at the task's deadline (TaskTimeoutError).
+
+        DataFusion's "Resources exhausted" becomes MemoryExceededError; other DataFusion errors
+        pass through unchanged for the caller to translate. With ``limit_result`` the collected
+        result itself must also fit the budget, since it lives outside DataFusion's pool.
+        """
+        self.check_deadline()
+        try:
+            batches = asyncio.run(self._drain(df, limit_result))
+        except Exception as exc:
+            if "Resources exhausted" in str(exc):
+                raise self._memory_error(str(exc)) from None
+            raise
+        if not batches:
+            return df.schema().empty_table()
+        return pa.Table.from_batches(batches)
+
+    async def _drain(self, df: DataFrame, limit_result: bool) -> list[pa.RecordBatch]:
+        # Through the async interface because a blocking next() cannot be interrupted: a sort
+        # or GROUP BY does all its work before the first batch.
+        stream = df.execute_stream()
+        batches: list[pa.RecordBatch] = []
+        try:
+            while True:
+                pending = asyncio.ensure_future(stream.__anext__())
+                while not (await asyncio.wait({pending}, timeout=POLL))[0]:
+                    try:
+                        self.check_deadline()
+                    except BaseException:
+                        pending.cancel()  # drops the Rust future: the query stops working
+                        with contextlib.suppress(BaseException):
+                            await pending
+                        raise
+                try:
+                    batch = pending.result().to_pyarrow()
+                except StopAsyncIteration:
+                    return list(batches)
+                batches.append(batch)
+                self.result_bytes += batch.nbytes
+                if limit_result and self.result_bytes > self.memory_budget:
+                    raise MemoryExceededError(
+                        f"the result of task {self.task!r} is larger than bee {self.id}'s "
+                        f"memory budget of {_mib(self.memory_budget)}; add a LIMIT, a more "
+                        "selective WHERE or an aggregate, or give each bee more memory "
+                        "(memory_per_bee)"
+                    )
+                self.check_deadline()
+        finally:
+            # An exception's traceback keeps this frame alive: drop the stream (its memory
+            # and spill files) and the partial result now, not whenever the error is freed.
+            del stream
+            batches.clear()
+
+    def _memory_error(self, detail: str) -> MemoryExceededError:
+        detail = detail.replace("DataFusion error: ", "").splitlines()[0]
+        return MemoryExceededError(
+            f"task {self.task!r} needed more than bee {self.id}'s memory budget of "
+            f"{_mib(self.memory_budget)} and could not spill ({detail}); make the query "
+            "lighter (a more selective WHERE, fewer GROUP BY keys, a smaller join side) or "
+            "give each bee more memory (memory_per_bee)"
+        )
+
+    # -- the pool's view ---------------------------------------------------------------------
+
+    def spilled_bytes(self) -> int:
+        """Bytes now in the spill folder (DataFusion's hidden .tmp* files, in subfolders)."""
+        total = 0
+        for root, _, files in os.walk(self.spill_dir):
+            for name in files:
+                with contextlib.suppress(OSError):  # a spill file may vanish meanwhile
+                    total += os.stat(os.path.join(root, name)).st_size
+        return total
+
+    def empty_spill_dir(self) -> None:
+        for entry in list(self.spill_dir.iterdir()) if self.spill_dir.exists() else []:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+
+    def _begin(self, task: str, timeout: float) -> int:
+        self.state, self.task, self.timeout = "busy", task, timeout
+        self.started = self._clock()
+        self.result_bytes = 0
+        self._cancel = None
+        self._attempt += 1
+        return self._attempt
+
+    def _end(self, draining: bool) -> None:
+        self.empty_spill_dir()
+        self.state = "draining" if draining else "idle"
+        self.task = self.started = self.timeout = None
+        self.result_bytes = 0
+        self._cancel = None
+
+
+@dataclass
+class Abandonment:
+    """A task that failed on every attempt, as shown in colony status."""
+
+    task: str
+    at: float  # wall-clock seconds since the epoch
+    attempts: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"task": self.task, "at": self.at, "attempts": list(self.attempts)}
+
+
+@dataclass
+class _Outcome(Generic[T]):
+    value: T | None = None
+    error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class BeePool:
+    """``bees`` chambers of ``memory_per_bee`` bytes each, spilling under ``scratch``."""
+
+    def __init__(
+        self,
+        bees: int,
+        memory_per_bee: int,
+        scratch: Path,
+        *,
+        task_timeout: float = 30.0,
+        max_attempts: int = 3,
+        clock: Callable[[], float] = time.monotonic,
+        retry_delay: float = 0.1,
+    ) -> None:
+        if bees < 1 or memory_per_bee < 1 or task_timeout <= 0 or max_attempts < 1:
+            raise ConfigError(
+                f"a bee pool needs bees >= 1, memory_per_bee > 0, task_timeout > 0 and "
+                f"max_attempts >= 1 (got {bees}, {memory_per_bee}, {task_timeout}, {max_attempts})"
+            )
+        self.memory_per_bee = memory_per_bee
+        self.task_timeout = task_timeout
+        self.max_attempts = max_attempts
+        self.retry_delay = retry_delay
+        self._clock = clock
+        _remove_stale_pools(Path(scratch))
+        # One folder per pool, so pools of several processes can share a scratch root.
+        self.root = Path(scratch) / f"pool-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.bees = [
+            Bee(i, memory_per_bee, self.root / f"bee-{i}", clock=clock) for i in range(bees)
+        ]
+        self._lock = threading.Condition()
+        self._waiting = 0
+        self._closed = False
+        self._abandoned: deque[Abandonment] = deque(maxlen=ABANDONED_KEPT)
+        self._process = psutil.Process()
+        self._idle_rss = self._process.memory_info().rss
+
+    # -- counts ------------------------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        return len(self.bees)
+
+    @property
+    def idle(self) -> int:
+        with self._lock:
+            return sum(b.state == "idle" for b in self.bees)
+
+    @property
+    def busy(self) -> int:
+        with self._lock:
+            return sum(b.task is not None for b in self.bees)
+
+    @property
+    def queue_depth(self) -> int:
+        """Callers waiting for a bee."""
+        with self._lock:
+            return self._waiting
+
+    @property
+    def abandoned(self) -> list[Abandonment]:
+        """The most recent abandoned tasks, newest last."""
+        with self._lock:
+            return list(self._abandoned)
+
+    # -- running tasks -----------------------------------------------------------------------
+
+    def run(
+        self,
+        task: Callable[[Bee], T],
+        *,
+        name: str,
+        timeout: float | None = None,
+        retry: bool = True,
+    ) -> T:
+        """Run ``task`` on the next idle bee, retrying transient failures.
+
+        Raises TaskTimeoutError when an attempt overruns, the task's own error when it is not
+        worth retrying (NOT_RETRIED, or any error with ``retry=False``), and TaskAbandonedError
+        (recorded in :attr:`abandoned`) when every attempt failed.
+        """
+        limit = self.task_timeout if timeout is None else timeout
+        attempts = self.max_attempts if retry else 1
+        failures: list[dict[str, Any]] = []
+        last: Exception | None = None
+        for attempt in range(1, attempts + 1):
+            bee, token = self._acquire(name, limit)
+            started = self._clock()
+            try:
+                return self._attempt(bee, token, task, started + limit)
+            except NOT_RETRIED:
+                raise
+            except Exception as exc:
+                if not retry:
+                    raise
+                failures.append(
+                    {
+                        "attempt": attempt,
+                        "bee": bee.id,
+                        "error": f"{type(exc).__name__}: {exc}",
+                        "seconds": round(self._clock() - started, 3),
+                    }
+                )
+                last = exc
+            if attempt < attempts and self.retry_delay > 0:
+                time.sleep(min(self.retry_delay * 2 ** (attempt - 1), 2.0))
+        with self._lock:
+            self._abandoned.append(Abandonment(name, time.time(), failures))
+        listed = "; ".join(
+            f"attempt {f['attempt']} on bee {f['bee']}: {f['error']}" for f in failures
+        )
+        error = TaskAbandonedError(
+            f"task {name!r} failed {len(failures)} times and was abandoned ({listed}); "
+            "the attempts are listed in colony status"
+        )
+        error.attempts = failures  # type: ignore[attr-defined]
+        raise error from last
+
+    def _attempt(self, bee: Bee, token: int, task: Callable[[Bee], T], deadline: float) -> T:
+        outcome: _Outcome[T] = _Outcome()
+        name = bee.task
+        worker = threading.Thread(
+            target=self._work, args=(bee, task, outcome), name=f"bee-{bee.id}:{name}", daemon=True
+        )
+        worker.start()
+        cancelled_at: float | None = None
+        try:
+            while not outcome.done.wait(POLL):
+                if bee._cancel is not None and cancelled_at is None:  # by shutdown()
+                    cancelled_at = self._clock()
+                if cancelled_at is not None and self._clock() > cancelled_at + GRACE:
+                    raise bee._cancel  # type: ignore[misc]
+                if self._clock() > deadline + GRACE:
+                    # The task ignores its deadline: answer now and let the bee stay busy
+                    # until the thread ends, so its memory is never handed to another task.
+                    error = bee._timeout_error()
+                    self._cancel(bee, token, error)
+                    raise error
+        except BaseException:  # our own timeout, or e.g. KeyboardInterrupt while waiting
+            self._cancel(bee, token, TaskTimeoutError(f"task {name!r} was cancelled by its caller"))
+            raise
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.value  # type: ignore[return-value]
+
+    def _cancel(self, bee: Bee, token: int, error: BaseException) -> None:
+        with self._lock:
+            if bee._attempt == token and bee.task is not None and bee._cancel is None:
+                bee._cancel = error
+
+    def _work(self, bee: Bee, task: Callable[[Bee], T], outcome: _Outcome[T]) -> None:
+        try:
+            outcome.value = task(bee)
+        except BaseException as exc:
+            outcome.error = exc
+        finally:
+            with self._lock:
+                bee._end(draining=self._closed)
+                if all(b.task is None for b in self.bees):
+                    self._idle_rss = self._process.memory_info().rss
+                self._lock.notify_all()
+            outcome.done.set()
+
+    def _acquire(self, name: str, limit: float) -> tuple[Bee, int]:
+        with self._lock:
+            self._waiting += 1
+            try:
+                while True:
+                    if self._closed:
+                        raise ApiaryError("the bee pool is shut down; no new tasks are accepted")
+                    for bee in self.bees:
+                        if bee.state == "idle":
+                            return bee, bee._begin(name, limit)
+                    self._lock.wait()
+            finally:
+                self._waiting -= 1
+
+    # -- status and shutdown -----------------------------------------------------------------
+
+    def status(self) -> list[dict[str, Any]]:
+        """One row per bee.
+
+        ``memory_used`` is an estimate: DataFusion 55's Python bindings do not expose a memory
+        pool's usage, so it is the process RSS above its level when every bee was last idle,
+        shared equally by the busy bees (it includes memory DataFusion does not account to the
+        pool). ``spilled_bytes`` is exact: the bytes now in the bee's spill folder.
+        """
+        rss = self._process.memory_info().rss
+        with self._lock:
+            now = self._clock()
+            busy = [b for b in self.bees if b.task is not None]
+            share = max(0, rss - self._idle_rss) // len(busy) if busy else 0
+            return [
+                {
+                    "id": b.id,
+                    "state": b.state,
+                    "task": b.task,
+                    "elapsed_s": None if b.started is None else round(now - b.started, 3),
+                    "overdue": b._cancel is not None,
+                    "memory_budget": b.memory_budget,
+                    "memory_used": share if b.task is not None else 0,
+                    "spilled_bytes": b.spilled_bytes(),
+                    "spill_dir": str(b.spill_dir),
+                }
+                for b in self.bees
+            ]
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Accept no more tasks, wait up to ``timeout`` s for running ones, remove scratch."""
+        with self._lock:
+            self._closed = True
+            for bee in self.bees:
+                bee.state = "draining"
+            self._lock.notify_all()  # waiting callers learn the pool is closed
+            give_up = time.monotonic() + timeout
+            while any(b.task is not None for b in self.bees):
+                left = give_up - time.monotonic()
+                if left <= 0:
+                    for bee in self.bees:
+                        if bee.task is not None and bee._cancel is None:
+                            bee._cancel = TaskTimeoutError(
+                                f"task {bee.task!r} was cancelled: the bee pool shut down"
+                            )
+                    break
+                self._lock.wait(left)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> BeePool:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.shutdown()
+
+
+def _remove_stale_pools(scratch: Path) -> None:
+    """Spill folders of pools whose process died (an OOM kill leaves them behind)."""
+    for folder in _pool_folders(scratch):
+        pid = int(folder.name.split("-")[1])
+        if pid != os.getpid() and not psutil.pid_exists(pid):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _pool_folders(scratch: Path) -> Iterator[Path]:
+    if not scratch.is_dir():
+        return
+    for entry in scratch.iterdir():
+        parts = entry.name.split("-")
+        if entry.is_dir() and len(parts) == 3 and parts[0] == "pool" and parts[1].isdigit():
+            yield entry
