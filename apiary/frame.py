@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -91,6 +92,7 @@ class Frame:
         partition_filter: Mapping[str, Any] | None = None,
         columns: Sequence[str] | None = None,
         version: int | None = None,
+        fetch: Callable[[str], bytes | Path] | None = None,
     ) -> pa.Table:
         snap = self.snapshot(version)
         cells = self.select_cells(snap, partition_filter or {})
@@ -102,7 +104,7 @@ class Frame:
                     f"its columns are {', '.join(self.schema.names)}"
                 )
         return read_cells(
-            self.storage, self.prefix, cells, self.schema, columns, frame_name=self.full_name
+            self.storage, self.prefix, cells, self.schema, columns, self.full_name, fetch
         )
 
     def select_cells(self, snap: Snapshot, partition_filter: Mapping[str, Any]) -> list[CellMeta]:

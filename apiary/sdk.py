@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -33,9 +34,10 @@ from apiary.ledger import Ledger
 from apiary.maintenance import compact, vacuum
 from apiary.names import validate_name
 from apiary.runtime import temperature
+from apiary.runtime.cache import CellCache
 from apiary.runtime.node import HeartbeatLoop
 from apiary.runtime.world import Heartbeat, NodeView, Timings, read_world
-from apiary.storage import Location, RetryPolicy, Storage, open_storage
+from apiary.storage import Location, RetryPolicy, Storage, apiary_home, open_storage
 from apiary.version import __version__
 from hardware.budgets import Budgets, budgets
 from hardware.detect import HardwareProfile, detect
@@ -74,6 +76,7 @@ class Apiary:
         self._clock = clock or (lambda: datetime.now(UTC))  # only ever reported, never trusted
         self._heartbeat: HeartbeatLoop | None = None
         self._started_at = ""
+        self.cache: CellCache | None = None  # cells of a remote root kept on local disk
         self._lock = threading.RLock()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -93,6 +96,9 @@ class Apiary:
                 )
                 self._storage = storage
                 self._started_at = datetime.now(UTC).isoformat()
+                if storage.location.scheme == "s3" and self.settings.cache_bytes:
+                    folder = apiary_home() / "cache" / f"{self.name}-{self.node_id}"
+                    self.cache = CellCache(folder, self.settings.cache_bytes)
                 if self._join_swarm:
                     self._heartbeat = HeartbeatLoop(
                         storage, self.node_id, self._describe, self.timings, clock=self._clock
@@ -263,7 +269,15 @@ class Apiary:
         version: int | None = None,
     ) -> pa.Table:
         """The frame as a ``pyarrow.Table``, at its latest version or at ``version``."""
-        return self.frame(hive, box, frame).read(partition_filter, columns, version)
+        return self.frame(hive, box, frame).read(partition_filter, columns, version, self.fetch)
+
+    @property
+    def fetch(self) -> Callable[[str], bytes | Path] | None:
+        """How cells are read: through the cell cache on remote roots, else straight."""
+        cache, storage = self.cache, self.storage
+        if cache is None:
+            return None
+        return lambda key: cache.fetch(key, storage.get)
 
     def sql(self, query: str) -> pa.Table:
         """Run one SQL statement; see README "SQL" for names, commands and time travel.
@@ -386,6 +400,8 @@ class Apiary:
             cores=self.hardware.cores,
             memory_budget=self.hardware.memory_budget_bytes,
             bees_idle=self.budgets.bees,
+            cached_cells=self.cache.keys if self.cache else [],
+            cache_bytes=self.cache.size if self.cache else 0,
             temperature=temp,
             band=temperature.band(temp),
             storage=str(self.storage.location),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -22,22 +23,28 @@ def read_cells(
     schema: pa.Schema,
     columns: Sequence[str] | None = None,
     frame_name: str = "",
+    fetch: Callable[[str], bytes | Path] | None = None,
 ) -> pa.Table:
-    """Concatenate ``cells`` in ledger order; only ``columns`` are decoded when given."""
+    """Concatenate ``cells`` in ledger order; only ``columns`` are decoded when given.
+
+    ``fetch`` gets a cell's bytes or a local copy of it (a node's cell cache); by default the
+    cell is read from storage.
+    """
     target = pa.schema([schema.field(c) for c in columns]) if columns is not None else schema
     name = frame_name or frame_prefix.replace("/", ".")
 
     def read(cell: CellMeta) -> pa.Table:
         path = f"{frame_prefix}/{cell.path}"
         try:
-            data = storage.get(path)
+            data = (fetch or storage.get)(path)
         except NotFoundError as exc:
             raise StorageError(
                 f"cell {cell.path} of frame {name} is missing from storage (deleted outside "
                 "Apiary, or vacuumed after it was replaced); this version cannot be read"
             ) from exc
         try:
-            table = pq.read_table(pa.BufferReader(data), columns=list(target.names))
+            source = pa.BufferReader(data) if isinstance(data, bytes) else str(data)
+            table = pq.read_table(source, columns=list(target.names))
         except (pa.ArrowInvalid, OSError) as exc:
             raise SerializationError(
                 f"cell {cell.path} of frame {name} is damaged or truncated ({exc}); restore it "

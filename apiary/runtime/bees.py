@@ -205,7 +205,9 @@ class Bee:
             batches.clear()
 
     def _memory_error(self, detail: str) -> MemoryExceededError:
-        detail = detail.replace("DataFusion error: ", "").splitlines()[0]
+        # DataFusion's own advice names settings Apiary users cannot set; keep the cause only.
+        lines = [line.replace("DataFusion error: ", "") for line in detail.splitlines()]
+        detail = next((line for line in lines if "Resources exhausted" in line), lines[0])
         return MemoryExceededError(
             f"task {self.task!r} needed more than bee {self.id}'s memory budget of "
             f"{_mib(self.memory_budget)} and could not spill ({detail}); make the query "
@@ -241,7 +243,6 @@ class Bee:
         return self._attempt
 
     def _end(self, draining: bool) -> None:
-        self.empty_spill_dir()
         self.state = "draining" if draining else "idle"
         self.task = self.started = self.timeout = None
         self.result_bytes = 0
@@ -423,6 +424,7 @@ class BeePool:
         except BaseException as exc:
             outcome.error = exc
         finally:
+            bee.empty_spill_dir()  # outside the lock: many spill files take a while
             with self._lock:
                 bee._end(draining=self._closed)
                 if all(b.task is None for b in self.bees):
@@ -455,6 +457,7 @@ class BeePool:
         pool). ``spilled_bytes`` is exact: the bytes now in the bee's spill folder.
         """
         rss = self._process.memory_info().rss
+        spilled = [b.spilled_bytes() for b in self.bees]
         with self._lock:
             now = self._clock()
             busy = [b for b in self.bees if b.task is not None]
@@ -468,7 +471,7 @@ class BeePool:
                     "overdue": b._cancel is not None,
                     "memory_budget": b.memory_budget,
                     "memory_used": share if b.task is not None else 0,
-                    "spilled_bytes": b.spilled_bytes(),
+                    "spilled_bytes": spilled[b.id],
                     "spill_dir": str(b.spill_dir),
                 }
                 for b in self.bees

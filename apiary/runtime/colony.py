@@ -36,6 +36,7 @@ def system_sampler(memory_budget: int | None = None) -> Callable[[], Reading]:
     budget; None = physical memory)."""
     budget = memory_budget or psutil.virtual_memory().total
     process = psutil.Process()
+    psutil.cpu_percent(interval=None)  # the first call only starts psutil's measuring window
 
     def reading() -> Reading:
         own = process.memory_info().rss / budget
@@ -121,7 +122,7 @@ class Colony:
         """
         waited = 0.0
         # Counted in steps slept, not by the clock, so the bound holds whatever the clock does.
-        while waited < max_wait and self.band() in ("hot", "critical"):
+        while max_wait - waited > 1e-6 and self.band() in ("hot", "critical"):
             pause = min(self._step, max_wait - waited)
             self._sleep(pause)
             waited += pause

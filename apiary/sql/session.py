@@ -286,6 +286,7 @@ class SqlSession:
             "tasks": sum(outcome.tasks_per_node.values()),
             "tasks_per_node": outcome.tasks_per_node,
             "reassigned": outcome.reassigned,
+            "tasks_on_caching_nodes": outcome.cached_tasks,
         }
         return plain_types(result)
 

@@ -39,6 +39,7 @@ class Plan:
     """Which cells go to which node (pure logic: see :func:`assign`)."""
 
     tasks: list[Task] = field(default_factory=list)
+    cached_tasks: int = 0  # tasks sent to a node that already caches all their cells
 
     def per_node(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -47,7 +48,9 @@ class Plan:
         return counts
 
 
-def assign(cells: Sequence[CellMeta], nodes: Sequence[NodeView], tasks_per_bee: int = 1) -> Plan:
+def assign(
+    cells: Sequence[CellMeta], nodes: Sequence[NodeView], prefix: str = "", tasks_per_bee: int = 1
+) -> Plan:
     """Split ``cells`` into tasks and give each to a node.
 
     One task per idle bee in the swarm (at least one per node), cells spread evenly by size.
@@ -68,9 +71,10 @@ def assign(cells: Sequence[CellMeta], nodes: Sequence[NodeView], tasks_per_bee: 
     load = dict.fromkeys(bees, 0)
     plan = Plan()
     for i, group in enumerate(g for g in groups if g):
-        paths = {c.path for c in group}
+        paths = {f"{prefix}/{c.path}" if prefix else c.path for c in group}
         node = max(bees, key=lambda n: (len(paths & cached[n]), -load[n] / bees[n], n))
         load[node] += 1
+        plan.cached_tasks += paths <= cached[node]
         refs = [CellRef(path=c.path, rows=c.rows, bytes=c.bytes) for c in group]
         task = Task(task_id=f"t{i:04d}", cells=refs, node=node, attempts=[Attempt(node=node)])
         plan.tasks.append(task)
@@ -82,6 +86,7 @@ class Outcome:
     results: list[pa.Table]
     tasks_per_node: dict[str, int]
     reassigned: int
+    cached_tasks: int
 
 
 class Coordinator:
@@ -111,7 +116,7 @@ class Coordinator:
         cells: Sequence[CellMeta],
     ) -> Outcome:
         query_id = uuid.uuid4().hex
-        plan = assign(cells, self.world())
+        plan = assign(cells, self.world(), frame_prefix)
         manifest = Manifest(
             query_id=query_id,
             coordinator=self.node_id,
@@ -128,7 +133,7 @@ class Coordinator:
         finally:
             for obj in self.storage.list(query_folder(query_id)):
                 self.storage.delete(obj.path)
-        return Outcome(results, first_assignment, reassigned)
+        return Outcome(results, first_assignment, reassigned, plan.cached_tasks)
 
     def _collect(self, manifest: Manifest) -> tuple[list[pa.Table], int]:
         pending = {task.task_id: task for task in manifest.tasks}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import threading
 import uuid
@@ -11,11 +12,19 @@ from pathlib import Path
 
 import pyarrow as pa
 from datafusion import SessionContext
+from datafusion.catalog import Table
 
 from apiary.cells.types import schema_from_json
 from apiary.errors import ApiaryError, NotFoundError
 from apiary.ledger import CellMeta
-from apiary.sql.sources import frame_table, plain_types, register_object_store
+from apiary.runtime.cache import CellCache
+from apiary.sql.sources import (
+    frame_table,
+    missing_cells,
+    plain_types,
+    register_object_store,
+    scan_schema,
+)
 from apiary.storage import Storage
 from apiary.swarm.manifest import QUERIES, Manifest, Task, error_path, result_path
 
@@ -40,12 +49,14 @@ class Worker:
         credentials: dict[str, str] | None = None,
         poll_interval: float = 0.5,
         before_task: Callable[[Task], None] = lambda task: None,
+        cache: CellCache | None = None,
     ) -> None:
         self.storage = storage
         self.node_id = node_id
         self.credentials = credentials
         self.poll_interval = poll_interval
         self.before_task = before_task  # tests slow a node down here
+        self.cache = cache
         self.answered: set[tuple[str, str, int]] = set()
         self.tasks_run = 0
         self._stop = threading.Event()
@@ -109,14 +120,34 @@ class Worker:
         ctx = SessionContext()
         register_object_store(ctx, self.storage.location, self.credentials)
         scratch = None
-        if self.storage.location.scheme == "file":
+        if self.cache is not None:
+            scratch = self.cache.folder / "scratch" / uuid.uuid4().hex
+        elif self.storage.location.scheme == "file":
             scratch = Path(self.storage.location.path) / "_scratch" / uuid.uuid4().hex
         try:
-            ctx.register_table("task_cells", frame_table(ctx, frame, cells, scratch))  # type: ignore[arg-type]
+            if self.cache is not None:
+                table = self._cached_table(ctx, frame, cells, scratch)
+            else:
+                table = frame_table(ctx, frame, cells, scratch)  # type: ignore[arg-type]
+            ctx.register_table("task_cells", table)
             return plain_types(ctx.sql(manifest.fragment_sql).to_arrow_table())
         finally:
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
+
+    def _cached_table(
+        self, ctx: SessionContext, frame: _TaskFrame, cells: list[CellMeta], scratch: Path
+    ) -> Table:
+        """Whole cells through the node's cache, linked into one folder DataFusion scans."""
+        assert self.cache is not None
+        scratch.mkdir(parents=True)
+        for n, cell in enumerate(cells):
+            try:
+                local = self.cache.fetch(f"{frame.prefix}/{cell.path}", self.storage.get)
+            except NotFoundError:
+                raise missing_cells(frame, [cell.path]) from None
+            os.link(local, scratch / f"{n:06d}.parquet")
+        return Table(ctx.read_parquet(str(scratch), schema=scan_schema(frame.schema)))
 
 
 class _TaskFrame:

@@ -32,7 +32,11 @@ def main() -> None:
         clock=lambda: datetime.now(UTC) + timedelta(seconds=offset),
     ).start()
     worker = Worker(
-        ap.storage, node_id, poll_interval=0.2, before_task=lambda task: time.sleep(delay)
+        ap.storage,
+        node_id,
+        poll_interval=0.2,
+        before_task=lambda task: time.sleep(delay),
+        cache=ap.cache,
     )
     worker.start()
     print("READY", flush=True)

@@ -106,6 +106,15 @@ def test_distributed_aggregate_equals_single_node_and_spreads_tasks(swarm) -> No
     assert_same(shared, single_node(ap, QUERY))
     assert shared["region"].to_pylist() == ["west", "east", "south"]
     assert ap.storage.list(QUERIES) == []  # the query folder is cleaned up
+    # The nodes now cache the cells they read and say so in their heartbeats; the same query
+    # again goes to the nodes holding its cells.
+    deadline = time.monotonic() + 30
+    while sum(len(n["cached_cells"]) for n in ap.swarm_status()["nodes"]) < 16:
+        assert time.monotonic() < deadline, "heartbeats never listed the cached cells"
+        time.sleep(0.1)
+    assert_same(ap.sql(QUERY), shared)
+    again = ap.last_query.distribution
+    assert again["tasks_on_caching_nodes"] == again["tasks"] > 0, again
     other = (
         "SELECT count(*) AS n, max(v) AS top FROM farm.sensors.temps "
         "WHERE region IN ('north', 'east')"
