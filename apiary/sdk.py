@@ -34,13 +34,16 @@ from apiary.ledger import Ledger
 from apiary.maintenance import compact, vacuum
 from apiary.names import validate_name
 from apiary.runtime import temperature
+from apiary.runtime.bees import BeePool
 from apiary.runtime.cache import CellCache
+from apiary.runtime.colony import Colony, system_sampler
 from apiary.runtime.node import HeartbeatLoop
 from apiary.runtime.world import Heartbeat, NodeView, Timings, read_world
 from apiary.storage import Location, RetryPolicy, Storage, apiary_home, open_storage
 from apiary.version import __version__
 from hardware.budgets import Budgets, budgets
 from hardware.detect import HardwareProfile, detect
+from hardware.thermal import thermal_pressure
 
 if TYPE_CHECKING:
     from apiary.sql.session import QueryStats, SqlSession
@@ -77,6 +80,8 @@ class Apiary:
         self._heartbeat: HeartbeatLoop | None = None
         self._started_at = ""
         self.cache: CellCache | None = None  # cells of a remote root kept on local disk
+        self._pool: BeePool | None = None
+        self._colony: Colony | None = None
         self._lock = threading.RLock()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -113,6 +118,10 @@ class Apiary:
             if self._heartbeat is not None:
                 self._heartbeat.stop()
                 self._heartbeat = None
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
+                self._colony = None
             self._storage = None
             self._registry = None
             self._frames.clear()
@@ -159,6 +168,31 @@ class Apiary:
     def budgets(self) -> Budgets:
         """Bees, memory per bee and cell sizes derived from :attr:`hardware`."""
         return budgets(self.hardware, reserve_mb=self.settings.reserve_mb)
+
+    @property
+    def pool(self) -> BeePool:
+        """This node's bees: one per core, each with its own memory budget and spill folder."""
+        with self._lock:
+            if self._pool is None:
+                b = self.budgets
+                self._pool = BeePool(
+                    b.bees,
+                    self.settings.memory_per_bee or b.memory_per_bee_bytes,
+                    apiary_home() / "scratch" / f"{self.name}-{self.node_id}",
+                    task_timeout=self.settings.task_timeout,
+                    max_attempts=self.settings.task_attempts,
+                )
+            return self._pool
+
+    @property
+    def colony(self) -> Colony:
+        """Colony temperature and the backpressure it drives."""
+        with self._lock:
+            if self._colony is None:
+                thermal = thermal_pressure if self.hardware.is_pi else (lambda: None)
+                sampler = system_sampler(self.budgets.node_memory_bytes)
+                self._colony = Colony(self.pool, thermal=thermal, sampler=sampler)
+            return self._colony
 
     @property
     def sizing(self) -> CellSizing:
@@ -343,7 +377,7 @@ class Apiary:
 
     def status(self) -> dict[str, Any]:
         """This client: node id, storage root, version, resources, temperature, swarm role."""
-        temp = temperature.sample()
+        temp = self.colony.temperature()
         return {
             "node_id": self.node_id,
             "storage": str(self.storage.location),
@@ -357,6 +391,14 @@ class Apiary:
             "temperature": temp,
             "band": temperature.band(temp),
         }
+
+    def bee_status(self) -> list[dict[str, Any]]:
+        """Each bee: state, current task and its age, memory used against its budget."""
+        return self.pool.status()
+
+    def colony_status(self) -> dict[str, Any]:
+        """Temperature and band, its recent history, regulation, and abandoned tasks."""
+        return self.colony.status()
 
     def world(self) -> list[NodeView]:
         """The nodes of the swarm: this node's last view, or a fresh observer's reading."""
@@ -393,13 +435,14 @@ class Apiary:
         }
 
     def _describe(self) -> Heartbeat:
-        temp = temperature.sample()
+        temp = self.colony.temperature()
         return Heartbeat(
             node_id=self.node_id,
             version=__version__,
             cores=self.hardware.cores,
             memory_budget=self.hardware.memory_budget_bytes,
-            bees_idle=self.budgets.bees,
+            bees_idle=self.pool.idle,
+            bees_busy=self.pool.busy,
             cached_cells=self.cache.keys if self.cache else [],
             cache_bytes=self.cache.size if self.cache else 0,
             temperature=temp,
@@ -442,6 +485,7 @@ class Apiary:
     ) -> dict[str, Any]:
         started = time.perf_counter()
         handle = self.frame(hive, box, frame)
+        self.colony.admit_write()  # a hot node makes writers wait a little (bounded)
         outcome = handle.write(
             data,
             sizing=self.sizing,
@@ -454,7 +498,7 @@ class Apiary:
             "rows_written": outcome.rows,
             "bytes_written": outcome.bytes,
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-            "temperature": temperature.sample(),
+            "temperature": self.colony.temperature(),
         }
 
     def _clear_leftovers(self, frame: Frame) -> None:

@@ -167,6 +167,7 @@ class SqlSession:
         return config
 
     def _query(self, query: Query) -> pa.Table:
+        self.apiary.colony.admit_query()  # a critical node refuses new queries, clearly
         state = self.apiary.registry.state()
         planning = SessionContext(self._config())
         missing: list[tuple[str, str, str]] = []

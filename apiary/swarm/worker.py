@@ -11,12 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
-from datafusion import SessionContext
+from datafusion import DataFrame, SessionContext
 from datafusion.catalog import Table
 
 from apiary.cells.types import schema_from_json
 from apiary.errors import ApiaryError, NotFoundError
 from apiary.ledger import CellMeta
+from apiary.runtime.bees import BeePool
 from apiary.runtime.cache import CellCache
 from apiary.sql.sources import (
     frame_table,
@@ -50,6 +51,7 @@ class Worker:
         poll_interval: float = 0.5,
         before_task: Callable[[Task], None] = lambda task: None,
         cache: CellCache | None = None,
+        pool: BeePool | None = None,
     ) -> None:
         self.storage = storage
         self.node_id = node_id
@@ -57,6 +59,7 @@ class Worker:
         self.poll_interval = poll_interval
         self.before_task = before_task  # tests slow a node down here
         self.cache = cache
+        self.pool = pool  # with a pool, each task runs in a bee's memory budget and deadline
         self.answered: set[tuple[str, str, int]] = set()
         self.tasks_run = 0
         self._stop = threading.Event()
@@ -102,7 +105,14 @@ class Worker:
     def run_task(self, manifest: Manifest, task: Task) -> None:
         self.before_task(task)
         try:
-            result = self._execute(manifest, task)
+            if self.pool is None:
+                result = self._execute(manifest, task, SessionContext())
+            else:
+                result = self.pool.run(
+                    lambda bee: self._execute(manifest, task, bee.context(), bee.collect),
+                    name=f"task {task.task_id} of query {manifest.query_id[:8]}",
+                    retry=False,  # the coordinator retries elsewhere
+                )
         except Exception as exc:  # report it; the coordinator decides whether to retry elsewhere
             log.warning("task %s of query %s failed: %s", task.task_id, manifest.query_id, exc)
             message = f"{type(exc).__name__}: {exc}"[:2000].encode()
@@ -113,11 +123,16 @@ class Worker:
         )
         self.tasks_run += 1
 
-    def _execute(self, manifest: Manifest, task: Task) -> pa.Table:
+    def _execute(
+        self,
+        manifest: Manifest,
+        task: Task,
+        ctx: SessionContext,
+        collect: Callable[[DataFrame], pa.Table] = lambda df: df.to_arrow_table(),
+    ) -> pa.Table:
         schema = schema_from_json(manifest.columns)
         cells = [CellMeta(path=c.path, rows=c.rows, bytes=c.bytes) for c in task.cells]
         frame = _TaskFrame(self.storage, manifest.frame_prefix, manifest.frame_name, schema)
-        ctx = SessionContext()
         register_object_store(ctx, self.storage.location, self.credentials)
         scratch = None
         if self.cache is not None:
@@ -130,7 +145,7 @@ class Worker:
             else:
                 table = frame_table(ctx, frame, cells, scratch)  # type: ignore[arg-type]
             ctx.register_table("task_cells", table)
-            return plain_types(ctx.sql(manifest.fragment_sql).to_arrow_table())
+            return plain_types(collect(ctx.sql(manifest.fragment_sql)))
         finally:
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)

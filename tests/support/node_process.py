@@ -37,6 +37,7 @@ def main() -> None:
         poll_interval=0.2,
         before_task=lambda task: time.sleep(delay),
         cache=ap.cache,
+        pool=ap.pool,
     )
     worker.start()
     print("READY", flush=True)
