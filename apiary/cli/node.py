@@ -53,6 +53,8 @@ def node(storage: str | None, name: str, node_id: str | None, config_file: Path 
         ap.node_id,
         credentials=ap.credentials,
         poll_interval=ap.settings.worker_poll_interval,
+        cache=ap.cache,
+        pool=ap.pool,
     )
     worker.start()
     try:
