@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+import pyarrow as pa
 import pytest
 from support.processes import REPO, child_env
 
@@ -104,6 +105,18 @@ def test_three_nodes_see_each_other_and_totals_add_up(s3_bucket, monkeypatch) ->
             n["bees_idle"] + n["bees_busy"] for n in swarm["nodes"]
         )
         assert swarm["memory_budget"] == sum(n["memory_budget"] for n in swarm["nodes"])
+
+        # The same `apiary node` processes answer a distributed query.
+        ap.create_hive("h")
+        ap.create_box("h", "b")
+        ap.create_frame("h", "b", "f", {"k": "int64", "v": "int64"}, partition_by=["k"])
+        ap.write_to_frame(
+            "h", "b", "f", pa.table({"k": [i % 9 for i in range(900)], "v": range(900)})
+        )
+        ap.settings.distribute_min_cells = 2
+        total = ap.sql("SELECT k, sum(v) AS s FROM h.b.f GROUP BY k ORDER BY k")
+        assert set(ap.last_query.distribution["tasks_per_node"]) == set(names)
+        assert total["s"].to_pylist() == [sum(range(k, 900, 9)) for k in range(9)]
     finally:
         stop_all(procs)
     assert [p.returncode for p in procs] == [0, 0, 0]
