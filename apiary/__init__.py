@@ -22,8 +22,21 @@ from apiary.errors import (
     TaskTimeoutError,
     WriteConflictError,
 )
-from apiary.sdk import Apiary
 from apiary.version import __version__
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from apiary.sdk import Apiary
+
+
+def __getattr__(name: str) -> object:
+    # The SDK pulls in DataFusion; loading it only when asked for keeps `import apiary.errors`
+    # (and so `hardware`, and `apiary --version`) light.
+    if name == "Apiary":
+        from apiary.sdk import Apiary
+
+        return Apiary
+    raise AttributeError(f"module 'apiary' has no attribute {name!r}")
 
 __all__ = [
     "AlreadyExistsError",
