@@ -135,3 +135,43 @@ def bench_s3(rows: int, as_json: bool) -> None:
     )
     for note in results["notes"]:
         console.print(note, style="dim", highlight=False)
+
+
+@bench.command("swarm")
+@click.option("--rows", default=1_000_000, show_default=True, help="Rows in the test frame.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def bench_swarm(rows: int, as_json: bool) -> None:
+    """One aggregate over S3 (moto) with 1, 2 and 3 node processes; kill detection time."""
+    from apiary.bench import swarm
+
+    with spinner(as_json) as progress:
+        results = swarm.run(rows, progress=progress)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    table = Table(
+        "nodes",
+        "seconds",
+        "distributed",
+        "tasks per node",
+        "S3 requests",
+        "S3 bytes",
+        title=f"{results['rows']:,} rows in {results['cells']} cells on S3 (moto)",
+    )
+    for r in results["runs"]:
+        per_node = ", ".join(f"{n}: {c}" for n, c in sorted(r["tasks_per_node"].items()))
+        table.add_row(
+            str(r["nodes"]),
+            str(r["seconds"]),
+            "yes" if r["distributed"] else "no",
+            per_node,
+            str(r["s3_requests"]),
+            f"{r['s3_bytes']:,}",
+        )
+    console.print(table)
+    d = results["kill_detection"]
+    console.print(
+        f"SIGKILLed {d['node']}: suspect after {d['suspect_after_s']} s, dead after "
+        f"{d['dead_after_s']} s (settings {d['settings']})",
+        highlight=False,
+    )

@@ -53,32 +53,61 @@ def assign(
 ) -> Plan:
     """Split ``cells`` into tasks and give each to a node.
 
-    One task per idle bee in the swarm (at least one per node), cells spread evenly by size.
-    A task goes to the node that caches most of its cells, ties broken by the fewest tasks per
-    bee so far, so busy or small nodes get less.
+    One task per idle bee in the swarm (at least one per node), of about equal size, made of
+    cells that the same node caches where possible. A task goes to the node that caches most
+    of its cells, ties broken by the fewest tasks per bee so far, and no node takes more than
+    its share of the swarm's bees.
     """
     if not nodes:
         raise ValueError("no alive node to run tasks on")
     bees = {n.node_id: max(1, n.heartbeat.bees_idle or n.heartbeat.cores or 1) for n in nodes}
     count = max(1, min(len(cells), sum(bees.values()) * tasks_per_bee))
-    groups: list[list[CellMeta]] = [[] for _ in range(count)]
-    sizes = [0] * count
-    for cell in sorted(cells, key=lambda c: -c.bytes):  # largest first into the lightest task
-        lightest = sizes.index(min(sizes))
-        groups[lightest].append(cell)
-        sizes[lightest] += cell.bytes
     cached = {n.node_id: set(n.heartbeat.cached_cells) for n in nodes}
+
+    def owner(cell: CellMeta) -> str:
+        key = f"{prefix}/{cell.path}" if prefix else cell.path
+        return next((n for n in sorted(cached) if key in cached[n]), "~")  # "~": nobody
+
+    # Cells are grouped by the node that caches them, each group cut into runs of about equal
+    # size (tasks in proportion to its bytes), so a task's cells live on one node if anywhere.
+    buckets: dict[str, list[CellMeta]] = {}
+    for cell in sorted(cells, key=lambda c: c.path):
+        buckets.setdefault(owner(cell), []).append(cell)
+    total_bytes = sum(c.bytes for c in cells) or 1
+    groups: list[list[CellMeta]] = []
+    for bucket in buckets.values():
+        size = sum(c.bytes for c in bucket)
+        groups += _runs(bucket, max(1, round(count * size / total_bytes)))
+
     load = dict.fromkeys(bees, 0)
+    # No node takes more than its share of bees (rounded up): the cache decides *which* tasks
+    # a node gets, not that a node with a warm cache gets them all.
+    total = sum(bees.values())
+    share = {n: -(-count * bees[n] // total) for n in bees}
     plan = Plan()
     for i, group in enumerate(g for g in groups if g):
         paths = {f"{prefix}/{c.path}" if prefix else c.path for c in group}
-        node = max(bees, key=lambda n: (len(paths & cached[n]), -load[n] / bees[n], n))
+        open_nodes = [n for n in bees if load[n] < share[n]] or list(bees)
+        node = max(open_nodes, key=lambda n: (len(paths & cached[n]), -load[n] / bees[n], n))
         load[node] += 1
         plan.cached_tasks += paths <= cached[node]
         refs = [CellRef(path=c.path, rows=c.rows, bytes=c.bytes) for c in group]
         task = Task(task_id=f"t{i:04d}", cells=refs, node=node, attempts=[Attempt(node=node)])
         plan.tasks.append(task)
     return plan
+
+
+def _runs(cells: list[CellMeta], count: int) -> list[list[CellMeta]]:
+    """``cells`` cut, in order, into at most ``count`` runs of about equal bytes."""
+    target = sum(max(c.bytes, 1) for c in cells) / count
+    runs: list[list[CellMeta]] = [[]]
+    filled = 0.0
+    for cell in cells:
+        if runs[-1] and filled >= target * len(runs) and len(runs) < count:
+            runs.append([])
+        runs[-1].append(cell)
+        filled += max(cell.bytes, 1)
+    return runs
 
 
 @dataclass

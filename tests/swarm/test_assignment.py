@@ -1,0 +1,39 @@
+"""Task assignment (pure logic): balanced by bees, cache-aware, never starving a node."""
+
+from __future__ import annotations
+
+from apiary.ledger import CellMeta
+from apiary.runtime.world import Heartbeat, NodeView
+from apiary.swarm.coordinator import assign
+
+
+def node(name: str, bees: int, cached: list[str] = ()) -> NodeView:
+    beat = Heartbeat(node_id=name, bees_idle=bees, cores=bees, cached_cells=list(cached))
+    return NodeView(beat, 0.0, "alive")
+
+
+CELLS = [CellMeta(path=f"c{i}.parquet", rows=10, bytes=100) for i in range(12)]
+
+
+def test_tasks_follow_idle_bees() -> None:
+    plan = assign(CELLS, [node("pi-zero", 1), node("pi-5", 4)])
+    assert plan.per_node() == {"pi-5": 4, "pi-zero": 1}
+    assert sorted(c.path for t in plan.tasks for c in t.cells) == sorted(c.path for c in CELLS)
+
+
+def test_cached_cells_attract_their_tasks_without_starving_a_cold_node() -> None:
+    warm = [f"h/b/f/c{i}.parquet" for i in range(12)]
+    plan = assign(CELLS, [node("warm", 2, warm), node("cold", 2)], prefix="h/b/f")
+    assert plan.per_node() == {"warm": 2, "cold": 2}
+    assert plan.cached_tasks == 2
+    half = [f"h/b/f/{c.path}" for c in CELLS[:6]]
+    plan = assign(CELLS, [node("a", 1, half), node("b", 1)], prefix="h/b/f", tasks_per_bee=3)
+    assert plan.per_node() == {"a": 3, "b": 3}
+    cached_by_a = {p.removeprefix("h/b/f/") for p in half}
+    a_overlap = sum(
+        len({c.path for c in t.cells} & cached_by_a) for t in plan.tasks if t.node == "a"
+    )
+    b_overlap = sum(
+        len({c.path for c in t.cells} & cached_by_a) for t in plan.tasks if t.node == "b"
+    )
+    assert a_overlap > b_overlap  # a gets the tasks whose cells it holds
