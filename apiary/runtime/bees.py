@@ -129,14 +129,18 @@ class Bee:
             "or raise the task timeout"
         )
 
-    def context(self, config: SessionConfig | None = None) -> SessionContext:
+    def context(
+        self, config: SessionConfig | None = None, *, partitions: int = 1
+    ) -> SessionContext:
         """A DataFusion context held to this bee's memory budget, spilling into its folder.
 
         The bee's settings are applied to ``config`` (which DataFusion modifies in place): one
-        partition, since a bee is one core and each partition would get its own slice of an
-        already small pool, and a sort merge reservation scaled to the budget.
+        partition by default, since a bee is one core and each partition would get its own
+        slice of an already small pool, and a sort merge reservation scaled to the budget.
+        A query asked for on this node (not a task of a distributed one) may use more
+        ``partitions``, so a single query still uses every core, within this bee's memory.
         """
-        config = (config or SessionConfig()).with_target_partitions(1)
+        config = (config or SessionConfig()).with_target_partitions(partitions)
         config = config.set(
             "datafusion.execution.sort_spill_reservation_bytes",
             str(_sort_reservation(self.memory_budget)),

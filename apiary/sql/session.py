@@ -24,8 +24,9 @@ from datafusion.catalog import Catalog, Schema, Table
 
 from apiary.catalog.models import RegistryState
 from apiary.cells.types import type_name
-from apiary.errors import SqlError
+from apiary.errors import ApiaryError, SqlError
 from apiary.frame import Frame
+from apiary.runtime.bees import Bee
 from apiary.runtime.world import NodeView
 from apiary.sql import statements
 from apiary.sql.messages import execution_error, planning_error
@@ -224,25 +225,26 @@ class SqlSession:
             shared = self._distributed(plan, pinned[0][1], pinned[0][2])
             if shared is not None:
                 return shared
-        execution = SessionContext(self._config())
-        register_object_store(execution, self.apiary.storage.location, self.apiary.credentials)
-        for table_name, frame, pruned in pinned:
-            _register(
-                execution,
-                frame.hive,
-                frame.box,
-                table_name,
-                frame_table(execution, frame, pruned.kept, scratch),
-            )
-        sql = (
-            f"EXPLAIN {'ANALYZE ' if query.analyze else ''}{query.sql}"
-            if query.explain
-            else query.sql
-        )
-        try:
-            result = execution.sql_with_options(sql, _OPTIONS).to_arrow_table()
-        except Exception as exc:
-            raise execution_error(exc) from None
+        sql = query.sql
+        if query.explain:
+            sql = f"EXPLAIN {'ANALYZE ' if query.analyze else ''}{sql}"
+        pool = self.apiary.pool
+
+        def run(bee: Bee) -> pa.Table:
+            # Inside a bee: its memory budget and spill folder, and the task deadline.
+            execution = bee.context(self._config(), partitions=pool.size)
+            register_object_store(execution, self.apiary.storage.location, self.apiary.credentials)
+            for table_name, frame, pruned in pinned:
+                table = frame_table(execution, frame, pruned.kept, scratch)
+                _register(execution, frame.hive, frame.box, table_name, table)
+            try:
+                return bee.collect(execution.sql_with_options(sql, _OPTIONS))
+            except ApiaryError:
+                raise
+            except Exception as exc:
+                raise execution_error(exc) from None
+
+        result = pool.run(run, name=f"sql: {' '.join(query.sql.split())[:60]}", retry=False)
         if query.explain:
             return self._explain(result)
         return plain_types(result)
