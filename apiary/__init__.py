@@ -38,6 +38,7 @@ def __getattr__(name: str) -> object:
         return Apiary
     raise AttributeError(f"module 'apiary' has no attribute {name!r}")
 
+
 __all__ = [
     "AlreadyExistsError",
     "Apiary",

@@ -28,7 +28,7 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @contextlib.contextmanager
-def _aws_env(endpoint: str) -> Iterator[None]:
+def aws_env(endpoint: str) -> Iterator[None]:
     """moto accepts any key; the benchmark sets its own for the duration of the run only."""
     wanted = {
         "AWS_ACCESS_KEY_ID": "bench",
@@ -69,7 +69,7 @@ def run(rows: int = 2_000_000, progress: Progress = lambda _: None) -> dict[str,
 
     notes: list[str] = []
     progress("starting S3 (moto) and the counting proxy")
-    with MotoServer() as moto, FaultProxy(moto.endpoint) as proxy, _aws_env(proxy.endpoint):
+    with MotoServer() as moto, FaultProxy(moto.endpoint) as proxy, aws_env(proxy.endpoint):
         bucket = moto.create_bucket()
         uri = f"s3://{bucket}/bench?endpoint={proxy.endpoint}"
         per_batch = max(rows // BATCHES, 1)

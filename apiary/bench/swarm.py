@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from apiary.bench.s3 import _aws_env
+from apiary.bench.s3 import aws_env
 from apiary.sample_data import SCHEMA, sensor_readings
 from apiary.sdk import Apiary
 
@@ -64,7 +64,7 @@ def run(
     runs: list[dict[str, Any]] = []
     detection: dict[str, Any] = {}
     progress("starting S3 (moto) and the counting proxy")
-    with MotoServer() as moto, FaultProxy(moto.endpoint) as proxy, _aws_env(proxy.endpoint):
+    with MotoServer() as moto, FaultProxy(moto.endpoint) as proxy, aws_env(proxy.endpoint):
         uri = f"s3://{moto.create_bucket()}/bench?endpoint={proxy.endpoint}"
         with Apiary("bench", uri) as ap:
             ap.settings.distribute_min_cells = 2
