@@ -39,7 +39,6 @@ class HeartbeatLoop:
         self.beats = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._changed = threading.Condition()
 
     def beat(self) -> list[NodeView]:
         """Write our heartbeat, then judge everyone's against its storage timestamp."""
@@ -52,16 +51,9 @@ class HeartbeatLoop:
         self.storage.put(path, heartbeat.model_dump_json().encode())
         reference = self.storage.head(path).last_modified
         world = read_world(self.storage, self.timings, reference, sweep=True)
-        with self._changed:
-            self.world = world
-            self.beats += 1
-            self._changed.notify_all()
+        self.world = world  # replaced whole, so readers never see a half-built view
+        self.beats += 1
         return world
-
-    def wait_for(self, predicate: Callable[[list[NodeView]], bool], timeout: float) -> bool:
-        """Block until the world view satisfies ``predicate`` (tests and `apiary node --wait`)."""
-        with self._changed:
-            return self._changed.wait_for(lambda: predicate(self.world), timeout)
 
     def start(self) -> None:
         self.beat()  # the first heartbeat is written before start() returns

@@ -5,8 +5,6 @@ Bands (SPEC §8): cold < 0.3 ≤ ideal < 0.7 ≤ warm ≤ 0.85 < hot ≤ 0.95 < 
 
 from __future__ import annotations
 
-import psutil
-
 
 def band(temperature: float) -> str:
     if temperature < 0.3:
@@ -32,10 +30,3 @@ def blend(cpu: float, memory: float, queue: float = 0.0, thermal: float | None =
     clamped = [(min(max(v, 0.0), 1.0), w) for v, w in parts]
     weighted = sum(v * w for v, w in clamped) / sum(w for _, w in clamped)
     return round(max(weighted, 0.9 * max(v for v, _ in clamped)), 3)
-
-
-def sample(queue: float = 0.0) -> float:
-    """This machine's temperature now (CPU since the previous call, memory in use)."""
-    return blend(
-        psutil.cpu_percent(interval=None) / 100, psutil.virtual_memory().percent / 100, queue
-    )

@@ -15,9 +15,3 @@ _lock = threading.Lock()
 def make_store(location: Location) -> MemoryStore:
     with _lock:
         return _stores.setdefault(location.path, MemoryStore())
-
-
-def forget(name: str) -> None:
-    """Drop a named memory store (tests use a fresh name per test instead where they can)."""
-    with _lock:
-        _stores.pop(name, None)
