@@ -8,12 +8,7 @@ just the surviving cells, each frame pinned at one version.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
 import time
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,7 +28,13 @@ from apiary.sql.messages import execution_error, planning_error
 from apiary.sql.plan import scans
 from apiary.sql.planning import PlanningHive
 from apiary.sql.pruning import And, Or, Predicate, Pruned, prune
-from apiary.sql.sources import frame_table, in_memory, plain_types, register_object_store
+from apiary.sql.sources import (
+    frame_table,
+    in_memory,
+    plain_types,
+    register_object_store,
+    scratch_folder,
+)
 from apiary.sql.statements import Describe, Query, Show, Use, split_version
 from apiary.swarm.coordinator import Coordinator
 from apiary.swarm.decompose import NotDistributable, decompose
@@ -188,21 +189,8 @@ class SqlSession:
                 raise SqlError(f"cannot tell which hive and box {scan.table!r} is in; USE them")
             needs.setdefault((hive, box, name, version), []).append(scan.predicates)
 
-        with self._scratch() as scratch:
+        with scratch_folder(self.apiary.storage.location) as scratch:
             return self._execute(query, plan, needs, state, scratch)
-
-    @contextlib.contextmanager
-    def _scratch(self) -> Iterator[Path | None]:
-        """A per-query folder of hard links, inside a local root (links need one filesystem)."""
-        location = self.apiary.storage.location
-        if location.scheme != "file":
-            yield None
-            return
-        folder = Path(location.path) / "_scratch" / f"{os.getpid()}-{uuid.uuid4().hex}"
-        try:
-            yield folder
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
 
     def _execute(
         self,

@@ -7,10 +7,13 @@ exist only inside this process, so their cells are read through the storage cont
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
+import shutil
 import tempfile
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -51,6 +54,24 @@ def plain_types(table: pa.Table) -> pa.Table:
     return table.cast(
         pa.schema([f.with_type(_PLAIN_TYPES.get(f.type, f.type)) for f in table.schema])
     )
+
+
+@contextlib.contextmanager
+def scratch_folder(location: Location, parent: Path | None = None) -> Iterator[Path | None]:
+    """A per-query folder for hard links, removed afterwards; None where there is no local disk.
+
+    Links need one filesystem, so it lives inside a local root (or inside ``parent``, such as a
+    node's cell cache).
+    """
+    if parent is None and location.scheme != "file":
+        yield None
+        return
+    base = parent if parent is not None else Path(location.path) / "_scratch"
+    folder = base / f"{os.getpid()}-{uuid.uuid4().hex}"
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def placeholder(schema: pa.Schema) -> Table:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import threading
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from apiary.sql.sources import (
     plain_types,
     register_object_store,
     scan_schema,
+    scratch_folder,
 )
 from apiary.storage import Storage
 from apiary.swarm.manifest import QUERIES, Manifest, Task, error_path, result_path
@@ -134,21 +133,14 @@ class Worker:
         cells = [CellMeta(path=c.path, rows=c.rows, bytes=c.bytes) for c in task.cells]
         frame = _TaskFrame(self.storage, manifest.frame_prefix, manifest.frame_name, schema)
         register_object_store(ctx, self.storage.location, self.credentials)
-        scratch = None
-        if self.cache is not None:
-            scratch = self.cache.folder / "scratch" / uuid.uuid4().hex
-        elif self.storage.location.scheme == "file":
-            scratch = Path(self.storage.location.path) / "_scratch" / uuid.uuid4().hex
-        try:
-            if self.cache is not None:
+        parent = self.cache.folder / "scratch" if self.cache is not None else None
+        with scratch_folder(self.storage.location, parent) as scratch:
+            if self.cache is not None and scratch is not None:
                 table = self._cached_table(ctx, frame, cells, scratch)
             else:
                 table = frame_table(ctx, frame, cells, scratch)  # type: ignore[arg-type]
             ctx.register_table("task_cells", table)
             return plain_types(collect(ctx.sql(manifest.fragment_sql)))
-        finally:
-            if scratch is not None:
-                shutil.rmtree(scratch, ignore_errors=True)
 
     def _cached_table(
         self, ctx: SessionContext, frame: _TaskFrame, cells: list[CellMeta], scratch: Path
