@@ -6,6 +6,12 @@ The file is ``$APIARY_CONFIG`` if set, else ``/etc/apiary/apiary.toml`` (the Pi 
     storage = "s3://fleet/apiary?endpoint=http://minio.local:9000"
     node_id = "pi-kitchen"
     commit_retries = 100
+
+    [credentials]            # S3 keys; or leave out and use the AWS_* variables
+    access_key_id = "..."
+    secret_access_key = "..."
+
+Credentials are ``SecretStr``: they never show in a repr, a log line or an error.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -37,10 +43,32 @@ def config_file() -> Path | None:
     return None
 
 
+class S3Credentials(BaseModel):
+    """Keys for an S3 / MinIO root, from the ``[credentials]`` table of the config file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    access_key_id: str = Field(min_length=1)
+    secret_access_key: SecretStr = Field(min_length=1)
+    session_token: SecretStr | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        out = {
+            "access_key_id": self.access_key_id,
+            "secret_access_key": self.secret_access_key.get_secret_value(),
+        }
+        if self.session_token is not None:
+            out["session_token"] = self.session_token.get_secret_value()
+        return out
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="APIARY_", extra="forbid")
 
     storage: str | None = Field(None, description="storage root URI; unset = ~/.apiary/data/<name>")
+    credentials: S3Credentials | None = Field(
+        None, description="S3 keys ([credentials] table); unset = the AWS_* variables"
+    )
     node_id: str = Field(default_factory=socket.gethostname, description="this node's name")
     commit_retries: int = Field(100, ge=0, description="lost commit races retried before giving up")
     storage_retries: int = Field(6, ge=1, description="tries of one storage request on faults")

@@ -70,6 +70,8 @@ class Apiary:
         configured = storage if isinstance(storage, str) else None
         self.settings = settings or load_settings(storage=configured, node_id=node_id)
         self._storage_uri = storage if storage is not None else self.settings.storage
+        if credentials is None and self.settings.credentials is not None:
+            credentials = self.settings.credentials.as_dict()
         self._credentials = credentials
         self._storage: Storage | None = None
         self._registry: Registry | None = None

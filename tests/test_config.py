@@ -55,3 +55,30 @@ def test_toml_syntax_error_names_the_file(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("APIARY_CONFIG", str(config))
     with pytest.raises(ConfigError, match="apiary.toml"):
         load_settings()
+
+
+def test_credentials_table_reaches_s3_and_stays_secret(s3_bucket, tmp_path, monkeypatch) -> None:
+    secret = "config-file-secret-0042"
+    config = tmp_path / "apiary.toml"
+    config.write_text(
+        f'storage = "{s3_bucket.uri}"\n\n[credentials]\n'
+        f'access_key_id = "AKIDFROMFILE"\nsecret_access_key = "{secret}"\n'
+    )
+    monkeypatch.setenv("APIARY_CONFIG", str(config))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    assert settings.credentials is not None
+    assert secret not in repr(settings) and secret not in str(settings.model_dump())
+    with Apiary("test") as ap:
+        assert ap.credentials == {"access_key_id": "AKIDFROMFILE", "secret_access_key": secret}
+        ap.create_hive("from_file")
+        assert ap.list_hives() == ["from_file"]
+
+
+def test_unknown_credential_key_is_named(tmp_path, monkeypatch) -> None:
+    config = tmp_path / "apiary.toml"
+    config.write_text('[credentials]\naccess_key_id = "a"\nsecret_access_key = "b"\nregion = "x"\n')
+    monkeypatch.setenv("APIARY_CONFIG", str(config))
+    with pytest.raises(ConfigError, match=r"credentials\.region"):
+        load_settings()

@@ -1,24 +1,59 @@
-"""The ``apiary`` command line."""
+"""The ``apiary`` command line.
+
+Subcommands are imported only when they run: ``apiary --version`` or ``apiary node`` on a Pi
+should not pay for loading DataFusion's SQL shell, the benchmarks or the terminal UI.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
 import click
 
-from apiary import __version__
-from apiary.cli.bench import bench
-from apiary.cli.common import fail_cleanly
-from apiary.cli.demo import demo
-from apiary.cli.doctor import doctor
-from apiary.cli.frames import compact_cmd, history_cmd, vacuum_cmd
-from apiary.cli.node import node, status, swarm
-from apiary.cli.sql import shell, sql
-from hardware.cli import hardware
+from apiary.version import __version__
+
+# name -> "module:attribute" of the click command
+COMMANDS: dict[str, str] = {
+    "demo": "apiary.cli.demo:demo",
+    "sql": "apiary.cli.sql:sql",
+    "shell": "apiary.cli.sql:shell",
+    "node": "apiary.cli.node:node",
+    "status": "apiary.cli.node:status",
+    "swarm": "apiary.cli.node:swarm",
+    "doctor": "apiary.cli.doctor:doctor",
+    "hardware": "hardware.cli:hardware",
+    "vacuum": "apiary.cli.frames:vacuum_cmd",
+    "compact": "apiary.cli.frames:compact_cmd",
+    "history": "apiary.cli.frames:history_cmd",
+    "bench": "apiary.cli.bench:bench",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose commands are named up front and imported on first use."""
+
+    def __init__(self, *args: object, lazy: dict[str, str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self._lazy and cmd_name not in self.commands:
+            module_name, attr = self._lazy[cmd_name].split(":")
+            command = getattr(importlib.import_module(module_name), attr)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="apiary")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 def cli(verbose: int) -> None:
@@ -33,20 +68,8 @@ def cli(verbose: int) -> None:
     )
 
 
-cli.add_command(demo)
-cli.add_command(sql)
-cli.add_command(shell)
-cli.add_command(node)
-cli.add_command(status)
-cli.add_command(swarm)
-cli.add_command(doctor)
-cli.add_command(hardware)
-cli.add_command(vacuum_cmd)
-cli.add_command(compact_cmd)
-cli.add_command(history_cmd)
-cli.add_command(bench)
-
-
 def main() -> None:
+    from apiary.cli.common import fail_cleanly
+
     with fail_cleanly():
         cli(standalone_mode=True)

@@ -30,7 +30,8 @@ def doctor(storage: str | None, name: str) -> None:
     settings = load_settings(storage=storage)
     checks: list[Check] = [("config file", "ok", str(config_file() or "none (defaults)"))]
     try:
-        root = open_storage(storage or settings.storage, name=name)
+        creds = settings.credentials.as_dict() if settings.credentials else None
+        root = open_storage(storage or settings.storage, name=name, credentials=creds)
     except ApiaryError as exc:
         checks.append(("storage", "fail", str(exc)))
         _report(checks)
