@@ -34,3 +34,12 @@ no-dev:
     rm -rf /tmp/apiary-nodev && python3 -m venv /tmp/apiary-nodev
     /tmp/apiary-nodev/bin/pip install -q .
     /tmp/apiary-nodev/bin/apiary demo --storage /tmp/apiary-nodev/data --rows 10000
+
+# Build the frozen `apiary` program for this machine's architecture in a clean venv:
+# dist/apiary/ (the unpacked tree) and dist/apiary-<version>-linux-<arch>.tar.gz (+ .sha256).
+binary *options:
+    python3 -m image.binary {{options}}
+
+# Write a flashable Raspberry Pi OS image with Apiary preinstalled (see image/README.md).
+image base binary out="apiary.img":
+    apiary-image build --base {{base}} --binary {{binary}} --out {{out}}

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     task_timeout: float = Field(30.0, gt=0, description="seconds a node has to answer a task")
     task_attempts: int = Field(3, ge=1, description="nodes a task is tried on before abandoning")
     worker_poll_interval: float = Field(0.5, gt=0, description="seconds between looks for tasks")
+    cache_dir: Path | None = Field(
+        None, description="folder for the cell cache; unset = $APIARY_HOME/cache"
+    )
     cache_bytes: int = Field(
         2 * 1024**3, ge=0, description="local cache of cells from S3 roots; 0 turns it off"
     )

@@ -104,7 +104,8 @@ class Apiary:
                 self._storage = storage
                 self._started_at = datetime.now(UTC).isoformat()
                 if storage.location.scheme == "s3" and self.settings.cache_bytes:
-                    folder = apiary_home() / "cache" / f"{self.name}-{self.node_id}"
+                    cache_root = self.settings.cache_dir or apiary_home() / "cache"
+                    folder = cache_root / f"{self.name}-{self.node_id}"
                     self.cache = CellCache(folder, self.settings.cache_bytes)
                 if self._join_swarm:
                     self._heartbeat = HeartbeatLoop(

@@ -69,7 +69,10 @@ def cli(verbose: int) -> None:
 
 
 def main() -> None:
+    import multiprocessing
+
     from apiary.cli.common import fail_cleanly
 
+    multiprocessing.freeze_support()  # the frozen binary's spawned children (bench write)
     with fail_cleanly():
         cli(standalone_mode=True)
