@@ -70,3 +70,7 @@ class TaskTimeoutError(ApiaryError, TimeoutError):
 
 class TaskAbandonedError(ApiaryError):
     """A task failed on every attempt and was abandoned."""
+
+
+class QueryCancelledError(ApiaryError):
+    """The caller cancelled a running query; nothing was returned."""

@@ -50,6 +50,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("apiary")
 
+# Per-bee fields a heartbeat carries, and how many abandoned tasks: enough for an observer's
+# screen, small enough for a heartbeat written every few seconds.
+HEARTBEAT_BEE_KEYS = ("id", "state", "task", "elapsed_s", "memory_used", "memory_budget")
+HEARTBEAT_ABANDONED = 5
+
 
 class Apiary:
     """One client of a storage root: catalog, writes, reads and housekeeping."""
@@ -316,16 +321,17 @@ class Apiary:
             return None
         return lambda key: cache.fetch(key, storage.get)
 
-    def sql(self, query: str) -> pa.Table:
+    def sql(self, query: str, *, cancel: threading.Event | None = None) -> pa.Table:
         """Run one SQL statement; see README "SQL" for names, commands and time travel.
 
-        ``USE HIVE`` / ``USE BOX`` apply to later statements of this client.
+        ``USE HIVE`` / ``USE BOX`` apply to later statements of this client. Setting ``cancel``
+        (from another thread) stops a running query with QueryCancelledError.
         """
         if self._sql is None:
             from apiary.sql.session import SqlSession
 
             self._sql = SqlSession(self)
-        return self._sql.execute(query)
+        return self._sql.execute(query, cancel)
 
     @property
     def using(self) -> tuple[str | None, str | None]:
@@ -439,6 +445,7 @@ class Apiary:
 
     def _describe(self) -> Heartbeat:
         temp = self.colony.temperature()
+        bees = [{key: bee[key] for key in HEARTBEAT_BEE_KEYS} for bee in self.pool.status()]
         return Heartbeat(
             node_id=self.node_id,
             version=__version__,
@@ -452,6 +459,9 @@ class Apiary:
             band=temperature.band(temp),
             storage=str(self.storage.location),
             started_at=self._started_at,
+            bees=bees,
+            abandoned=[a.as_dict() for a in self.pool.abandoned[-HEARTBEAT_ABANDONED:]],
+            regulation=self.colony.regulation(temperature.band(temp)),
         )
 
     # -- internals ---------------------------------------------------------------------------

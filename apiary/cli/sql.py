@@ -18,7 +18,7 @@ from rich.text import Text
 from apiary.cli.common import console, err_console, storage_options
 from apiary.errors import ApiaryError
 from apiary.sdk import Apiary
-from apiary.storage import apiary_home
+from apiary.sql import history
 
 FORMATS = ("table", "csv", "json", "parquet")
 
@@ -94,7 +94,7 @@ Time travel: SELECT * FROM "frame@v3". Shell commands: .help, .quit (or Ctrl-D).
 @click.option("--max-rows", default=50, show_default=True, help="Rows shown per result.")
 def shell(storage: str | None, name: str, max_rows: int) -> None:
     """Interactive SQL prompt with history (kept in ~/.apiary/sql_history)."""
-    history = _start_history()
+    history_file = _start_history()
     interactive = sys.stdin.isatty()
     with Apiary(name, storage) as ap:
         if interactive:
@@ -105,8 +105,8 @@ def shell(storage: str | None, name: str, max_rows: int) -> None:
             if statement == ".help":
                 console.print(HELP, highlight=False)
                 continue
-            if history is not None:
-                _remember(history, statement)
+            if history_file is not None:
+                _remember(history_file, statement)
             try:
                 render(ap, ap.sql(statement), "table", max_rows, None)
             except ApiaryError as exc:
@@ -138,7 +138,7 @@ def _statements(ap: Apiary, interactive: bool):
 
 
 def _start_history() -> Path | None:
-    path = apiary_home() / "sql_history"
+    path = history.history_path()
     try:
         import readline
     except ImportError:  # not on every platform; history then lives only in the file
@@ -155,11 +155,11 @@ def _start_history() -> Path | None:
 
 
 def _remember(path: Path, statement: str) -> None:
-    with path.open("a") as history:
-        history.write(statement.replace("\n", " ") + "\n")
+    line = history.remember(statement, path)
     try:
         import readline
 
-        readline.add_history(statement.replace("\n", " "))
+        if line is not None:
+            readline.add_history(line)
     except ImportError:
         pass

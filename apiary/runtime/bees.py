@@ -34,6 +34,7 @@ from apiary.errors import (
     EntityNotFoundError,
     InvalidNameError,
     MemoryExceededError,
+    QueryCancelledError,
     SchemaError,
     SqlError,
     TaskAbandonedError,
@@ -54,6 +55,7 @@ NOT_RETRIED: tuple[type[BaseException], ...] = (
     InvalidNameError,
     MemoryExceededError,
     TaskTimeoutError,
+    QueryCancelledError,
 )
 ABANDONED_KEPT = 50
 POLL = 0.05  # seconds between deadline checks while DataFusion or a task is working
@@ -346,22 +348,26 @@ class BeePool:
         name: str,
         timeout: float | None = None,
         retry: bool = True,
+        cancel: threading.Event | None = None,
     ) -> T:
         """Run ``task`` on the next idle bee, retrying transient failures.
 
         Raises TaskTimeoutError when an attempt overruns, the task's own error when it is not
         worth retrying (NOT_RETRIED, or any error with ``retry=False``), and TaskAbandonedError
-        (recorded in :attr:`abandoned`) when every attempt failed.
+        (recorded in :attr:`abandoned`) when every attempt failed. Setting ``cancel`` stops the
+        running attempt the way a deadline does and raises QueryCancelledError.
         """
         limit = self.task_timeout if timeout is None else timeout
         attempts = self.max_attempts if retry else 1
         failures: list[dict[str, Any]] = []
         last: Exception | None = None
         for attempt in range(1, attempts + 1):
+            if cancel is not None and cancel.is_set():
+                raise QueryCancelledError(f"task {name!r} was cancelled before it started")
             bee, token = self._acquire(name, limit)
             started = self._clock()
             try:
-                return self._attempt(bee, token, task, started + limit)
+                return self._attempt(bee, token, task, started + limit, cancel)
             except NOT_RETRIED:
                 raise
             except Exception as exc:
@@ -390,7 +396,14 @@ class BeePool:
         error.attempts = failures  # type: ignore[attr-defined]
         raise error from last
 
-    def _attempt(self, bee: Bee, token: int, task: Callable[[Bee], T], deadline: float) -> T:
+    def _attempt(
+        self,
+        bee: Bee,
+        token: int,
+        task: Callable[[Bee], T],
+        deadline: float,
+        cancel: threading.Event | None = None,
+    ) -> T:
         outcome: _Outcome[T] = _Outcome()
         name = bee.task
         worker = threading.Thread(
@@ -400,6 +413,12 @@ class BeePool:
         cancelled_at: float | None = None
         try:
             while not outcome.done.wait(POLL):
+                if cancel is not None and cancel.is_set() and bee._cancel is None:
+                    # The task sees this at its next deadline check (collect() checks while
+                    # DataFusion works) and stops; answer the caller at once all the same.
+                    error = QueryCancelledError(f"task {name!r} was cancelled by its caller")
+                    self._cancel(bee, token, error)
+                    raise error
                 if bee._cancel is not None and cancelled_at is None:  # by shutdown()
                     cancelled_at = self._clock()
                 if cancelled_at is not None and self._clock() > cancelled_at + GRACE:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
@@ -43,6 +43,10 @@ class Heartbeat(BaseModel):
     sent_at: str = ""  # the node's own clock, which may be wrong
     beats: int = 0  # heartbeats this node has written since it started
     sees: dict[str, str] = {}  # its world view at the previous beat: node id -> state
+    # What an observer (the TUI) shows of a node it is not attached to; older nodes omit them.
+    bees: list[dict[str, Any]] = []  # id, state, task, elapsed_s, memory_used, memory_budget
+    abandoned: list[dict[str, Any]] = []  # the latest abandoned tasks with their attempts
+    regulation: str = "normal"
 
 
 @dataclass(frozen=True)

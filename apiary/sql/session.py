@@ -8,6 +8,7 @@ just the surviving cells, each frame pinned at one version.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,9 +80,12 @@ class SqlSession:
         self.hive: str | None = None
         self.box: str | None = None
         self.last = QueryStats()
+        self._cancel: threading.Event | None = None
 
-    def execute(self, sql: str) -> pa.Table:
+    def execute(self, sql: str, cancel: threading.Event | None = None) -> pa.Table:
+        """Run one statement; setting ``cancel`` stops it (QueryCancelledError)."""
         started = time.perf_counter()
+        self._cancel = cancel
         statement = statements.classify(sql)
         self.last = QueryStats()
         if isinstance(statement, Use):
@@ -232,7 +236,8 @@ class SqlSession:
             except Exception as exc:
                 raise execution_error(exc) from None
 
-        result = pool.run(run, name=f"sql: {' '.join(query.sql.split())[:60]}", retry=False)
+        name = f"sql: {' '.join(query.sql.split())[:60]}"
+        result = pool.run(run, name=name, retry=False, cancel=self._cancel)
         if query.explain:
             return self._explain(result)
         return plain_types(result)
