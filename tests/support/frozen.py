@@ -1,0 +1,164 @@
+"""The frozen ``apiary`` release, built once and shared by every test that needs it.
+
+``frozen_release()`` runs ``python3 -m image.binary`` (a clean venv with runtime dependencies
+only, PyInstaller onedir, tarball + sha256) into ``build/frozen/<hash>/``, where ``<hash>`` covers
+everything that goes into the binary: the sources, the spec and pyproject.toml. An unchanged
+tree reuses the previous build, so a local re-run costs nothing; a fresh CI machine builds once
+(~2 minutes). A file lock makes concurrent callers in other processes wait for one build
+instead of racing it.
+
+Under ``CI=true`` a failed build fails the test; elsewhere it skips with the reason.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+FROZEN = REPO / "build" / "frozen"
+VENV = REPO / "build" / "binary-venv"
+# What goes into the binary: a change in any of these means a new build.
+SOURCES = ("apiary", "hardware", "tui", "image/pyinstaller")
+SOURCE_FILES = ("pyproject.toml", "image/binary.py")
+SUFFIXES = {".py", ".tcss", ".spec", ".toml", ".json"}
+KEEP_BUILDS = 2  # older trees (~370 MB each) are deleted after a new build
+
+
+@dataclass(frozen=True)
+class FrozenRelease:
+    tree: Path  # the onedir tree: the `apiary` executable and `_internal/`
+    executable: Path
+    tarball: Path
+    sha256: str
+    version: str
+    arch: str
+
+
+def sources_hash() -> str:
+    digest = hashlib.sha256()
+    files = [REPO / name for name in SOURCE_FILES]
+    for folder in SOURCES:
+        files += [
+            p
+            for p in (REPO / folder).rglob("*")
+            if p.suffix in SUFFIXES and p.is_file() and "__pycache__" not in p.parts
+        ]
+    for path in sorted(files):
+        if path.exists():
+            digest.update(path.relative_to(REPO).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _load(manifest: Path) -> FrozenRelease:
+    data = json.loads(manifest.read_text())
+    return FrozenRelease(
+        tree=Path(data["tree"]),
+        executable=Path(data["executable"]),
+        tarball=Path(data["tarball"]),
+        sha256=data["sha256"],
+        version=data["version"],
+        arch=data["arch"],
+    )
+
+
+def _build(target: Path) -> FrozenRelease:
+    from image.binary import arch, tarball_name, version
+
+    if target.exists():
+        shutil.rmtree(target)  # a build that died half-way
+    dist = target / "dist"
+    dist.mkdir(parents=True)
+    log = target / "build.log"
+    with log.open("w") as out:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "image.binary",
+                "--out",
+                str(dist),
+                "--venv",
+                str(VENV),
+                "--reuse-venv",
+                "--work",
+                str(target / "work"),
+            ],
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "COLUMNS": "120"},
+        )
+    if result.returncode != 0:
+        tail = "\n".join(log.read_text().splitlines()[-30:])
+        raise RuntimeError(f"`python3 -m image.binary` failed (see {log}):\n{tail}")
+    shutil.rmtree(target / "work", ignore_errors=True)  # PyInstaller's cache: not needed again
+    tarball = dist / tarball_name(version(), arch())
+    sha256 = Path(f"{tarball}.sha256").read_text().split()[0]
+    release = FrozenRelease(
+        tree=dist / "apiary",
+        executable=dist / "apiary" / "apiary",
+        tarball=tarball,
+        sha256=sha256,
+        version=version(),
+        arch=arch(),
+    )
+    manifest = {k: str(v) for k, v in release.__dict__.items()}
+    # The manifest is written last: its presence means "complete build".
+    (target / "release.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return release
+
+
+def _prune(keep: Path) -> None:
+    builds = sorted(
+        (p for p in FROZEN.iterdir() if p.is_dir() and p != keep),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in builds[KEEP_BUILDS - 1 :]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def build_frozen_release() -> FrozenRelease:
+    """The release for the current sources: reused if already built, else built now."""
+    FROZEN.mkdir(parents=True, exist_ok=True)
+    target = FROZEN / sources_hash()
+    with (FROZEN / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, even on a crash
+        manifest = target / "release.json"
+        if manifest.exists():
+            release = _load(manifest)
+            if release.executable.is_file() and release.tarball.is_file():
+                return release
+        release = _build(target)
+        _prune(keep=target)
+        return release
+
+
+_session: FrozenRelease | BaseException | None = None
+
+
+def frozen_release() -> FrozenRelease:
+    """The frozen release for tests: built at most once per session; fail in CI, else skip."""
+    global _session
+    if _session is None:
+        try:
+            _session = build_frozen_release()
+        except Exception as exc:  # remembered, so later tests do not rebuild a broken tree
+            _session = exc
+    if isinstance(_session, BaseException):
+        reason = f"the frozen binary could not be built: {_session}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    return _session
