@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -73,8 +74,6 @@ def _load(manifest: Path) -> FrozenRelease:
 
 
 def _build(target: Path) -> FrozenRelease:
-    from image.binary import arch, tarball_name, version
-
     if target.exists():
         shutil.rmtree(target)  # a build that died half-way
     dist = target / "dist"
@@ -103,15 +102,18 @@ def _build(target: Path) -> FrozenRelease:
         tail = "\n".join(log.read_text().splitlines()[-30:])
         raise RuntimeError(f"`python3 -m image.binary` failed (see {log}):\n{tail}")
     shutil.rmtree(target / "work", ignore_errors=True)  # PyInstaller's cache: not needed again
-    tarball = dist / tarball_name(version(), arch())
+    # The tarball's name carries the version and architecture: apiary-<version>-linux-<arch>.
+    (tarball,) = dist.glob("apiary-*-linux-*.tar.gz")
+    match = re.fullmatch(r"apiary-(.+)-linux-(.+)\.tar\.gz", tarball.name)
+    assert match is not None, tarball.name
     sha256 = Path(f"{tarball}.sha256").read_text().split()[0]
     release = FrozenRelease(
         tree=dist / "apiary",
         executable=dist / "apiary" / "apiary",
         tarball=tarball,
         sha256=sha256,
-        version=version(),
-        arch=arch(),
+        version=match[1],
+        arch=match[2],
     )
     manifest = {k: str(v) for k, v in release.__dict__.items()}
     # The manifest is written last: its presence means "complete build".
