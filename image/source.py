@@ -9,6 +9,7 @@ with a seek instead of written, so images take only the disk space their data ne
 from __future__ import annotations
 
 import lzma
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,10 +117,33 @@ def split(
         raise ImageError(f"{base.path} ends at byte {position:,}, before its root partition does")
 
 
+def _copy(src: int, dst: int, start: int, to: int, length: int) -> None:
+    """Copy ``length`` bytes in the kernel (``copy_file_range``), or by reading and writing."""
+    while length > 0:
+        try:
+            done = os.copy_file_range(src, dst, min(length, 1 << 30), start, to)
+        except OSError:  # a file system or kernel without it
+            done = os.pwrite(dst, os.pread(src, min(length, CHUNK), start), to)
+        if done <= 0:
+            raise ImageError(f"copying the root partition stopped at byte {start:,}")
+        start, to, length = start + done, to + done, length - done
+
+
 def append(src: Path, dst: Path, at: int) -> None:
-    """Copy ``src`` into ``dst`` starting at byte ``at``; ``dst`` ends where ``src`` does."""
-    writer = SparseWriter(dst, append_at=at)
-    with src.open("rb") as f:
-        while block := f.read(CHUNK):
-            writer.write(block)
-    writer.close()
+    """Copy ``src`` into ``dst`` starting at byte ``at``; ``dst`` ends where ``src`` does.
+
+    Only the data extents of ``src`` are copied (``SEEK_DATA``/``SEEK_HOLE``): holes stay holes
+    and the kernel moves the bytes, which matters for a root partition of several GB.
+    """
+    with src.open("rb") as fin, dst.open("r+b") as fout:
+        size = os.fstat(fin.fileno()).st_size
+        position = 0
+        while position < size:
+            try:
+                data = os.lseek(fin.fileno(), position, os.SEEK_DATA)
+            except OSError:  # ENXIO: nothing but a hole up to the end
+                break
+            hole = os.lseek(fin.fileno(), data, os.SEEK_HOLE)
+            _copy(fin.fileno(), fout.fileno(), data, at + data, hole - data)
+            position = hole
+        fout.truncate(at + size)
