@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "history": "apiary.cli.frames:history_cmd",
     "load": "apiary.cli.load:load",
     "bench": "apiary.cli.bench:bench",
+    "tui": "apiary.cli.tui:tui",
 }
 
 
