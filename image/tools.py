@@ -2,9 +2,9 @@
 
 Everything is edited in ordinary files with ordinary tools — no loop devices, no mounts, no root:
 partition tables with ``sfdisk``, FAT with ``mtools``, ext4 with ``e2fsprogs``. The environment
-pins the clock (``SOURCE_DATE_EPOCH``, ``E2FSPROGS_FAKE_TIME``), the time zone (FAT stores local
-time) and the locale, and hides the user's mtools configuration, so output bytes depend only on
-the inputs.
+pins the clock (``SOURCE_DATE_EPOCH``, ``E2FSPROGS_FAKE_TIME``, ``E2FSCK_TIME``), the time zone
+(FAT stores local time) and the locale, and hides the user's mtools configuration, so output
+bytes depend only on the inputs.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def tool_env(epoch: int) -> dict[str, str]:
     env.update(
         SOURCE_DATE_EPOCH=str(epoch),  # mtools honours it for FAT entry times
         E2FSPROGS_FAKE_TIME=str(epoch),  # inode and superblock times written by e2fsprogs
+        E2FSCK_TIME=str(epoch),  # e2fsck's own clock ("last checked" in the superblock)
         TZ="UTC",  # FAT timestamps are local time: make "local" the same on every machine
         LC_ALL="C",  # tool messages we parse stay in English
         MTOOLSRC="/dev/null",  # a user's ~/.mtoolsrc must not change how images are read

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -164,6 +167,16 @@ def test_root_partition_grows_when_the_program_does_not_fit(
         == hashlib.sha256((tree / "_internal/big.bin").read_bytes()).digest()
     )
     assert image.table["id"] == DISK_ID
+    # e2fsck -p and resize2fs ran: every time they stamp on the superblock is the build's.
+    superblock = subprocess.run(
+        ["dumpe2fs", "-h", image.rootfs],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TZ": "UTC"},
+    ).stdout
+    stamp = time.strftime("%a %b %e %H:%M:%S %Y", time.gmtime(EPOCH))
+    for field in ("Last write time", "Last checked"):
+        assert re.search(rf"^{field}:\s+{stamp}$", superblock, re.M), (field, superblock)
 
 
 def test_single_program_file_is_installed_as_opt_apiary_apiary(
