@@ -10,7 +10,7 @@ Steps, in order — nothing is written before all inputs have passed their check
    holding the root partition
 3. the root file system grows if the program plus a margin does not fit
 4. user, program, units and first-boot script go into the root file system; the settings
-   template onto the boot partition
+   template onto the boot partition, and the memory cgroup onto the kernel command line
 5. ``e2fsck`` checks the root file system; it is appended, the partition table updated, the
    image checksummed and renamed into place with its ``.sha256`` file
 """
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from image import ext4, fat, partitions, payload, rootfs, source
+from image import cmdline, ext4, fat, partitions, payload, rootfs, source
 from image.config import BuildConfig
 from image.errors import ImageError
 from image.tools import TOOLS, XZ_TOOL, require_tools
@@ -174,6 +174,13 @@ def build(config: BuildConfig, report: Report = lambda step: None) -> BuildResul
         template = work / TEMPLATE_NAME
         template.write_bytes(rootfs.template(TEMPLATE_NAME))
         fat.put_file(partial, boot.offset, template, TEMPLATE_NAME, epoch=epoch)
+        if config.memory_cgroup:
+            current = fat.read_file(partial, boot.offset, "cmdline.txt", epoch=epoch).decode()
+            wanted = cmdline.with_memory_cgroup(current)
+            if wanted != current:
+                edited = work / "cmdline.txt"
+                edited.write_text(wanted)
+                fat.put_file(partial, boot.offset, edited, "cmdline.txt", epoch=epoch)
 
         report("Checking the root file system")
         ext4.check(root_file, epoch=epoch)

@@ -62,7 +62,15 @@ def main() -> None:
     default=None,
     help="Time on every file written (default $SOURCE_DATE_EPOCH, else 2024-01-01).",
 )
-def build(base: Path, binary: Path, out: Path, source_date_epoch: int | None) -> None:
+@click.option(
+    "--memory-cgroup/--no-memory-cgroup",
+    default=True,
+    show_default=True,
+    help="Enable the memory cgroup in cmdline.txt, so the unit's MemoryMax is enforced.",
+)
+def build(
+    base: Path, binary: Path, out: Path, source_date_epoch: int | None, memory_cgroup: bool
+) -> None:
     """Write OUT: BASE with Apiary installed, its service enabled, apiary.toml on the boot
     partition. No root, mounts or loop devices; the same inputs give the same bytes."""
     from image import config
@@ -71,7 +79,11 @@ def build(base: Path, binary: Path, out: Path, source_date_epoch: int | None) ->
     steps = Steps()
     try:
         settings = config.load(
-            base=base, binary=binary, out=out, source_date_epoch=source_date_epoch
+            base=base,
+            binary=binary,
+            out=out,
+            source_date_epoch=source_date_epoch,
+            memory_cgroup=memory_cgroup,
         )
         result = run_build(settings, steps)
     except ImageError as exc:

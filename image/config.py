@@ -37,6 +37,10 @@ class BuildConfig(BaseModel):
         le=4102444800,  # 2100-01-01: beyond FAT's and ext4's comfortable range
         description="the time written on every file (SOURCE_DATE_EPOCH)",
     )
+    memory_cgroup: bool = Field(
+        default=True,
+        description="add cgroup_enable=memory to cmdline.txt so MemoryMax is enforced",
+    )
 
     @field_validator("base")
     @classmethod

@@ -103,7 +103,9 @@ def test_settings_template_is_on_the_boot_partition(image: Built) -> None:
     assert image.boot_names() == ["apiary.toml", "cmdline.txt", "config.txt"]
     assert image.boot_cat("apiary.toml") == template("apiary.toml")
     assert image.boot_cat("config.txt") == CONFIG_TXT
-    assert image.boot_cat("cmdline.txt") == CMDLINE_TXT
+    # The kernel line keeps every argument and gains the memory cgroup MemoryMax needs.
+    cmdline = image.boot_cat("cmdline.txt")
+    assert cmdline == CMDLINE_TXT.rstrip(b"\n") + b" cgroup_enable=memory cgroup_memory=1\n"
 
 
 def test_image_is_consistent_and_checksummed(
@@ -188,3 +190,10 @@ def test_single_program_file_is_installed_as_opt_apiary_apiary(
     image = inspect(run_build(base_img, program, tmp_path / "out" / "one.img").out)
     assert image.stat("/opt/apiary/apiary")["mode"] == 0o755  # type: ignore[index]
     assert image.stat("/opt/apiary/_internal") is None
+
+
+def test_no_memory_cgroup_leaves_cmdline_untouched(
+    base_img: Path, binary_tree: Path, tmp_path: Path, inspect: Callable[[Path], Built]
+) -> None:
+    out = run_build(base_img, binary_tree, tmp_path / "plain.img", memory_cgroup=False).out
+    assert inspect(out).boot_cat("cmdline.txt") == CMDLINE_TXT

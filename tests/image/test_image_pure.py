@@ -190,3 +190,19 @@ def test_source_date_epoch_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
     with pytest.raises(ImageError, match="SOURCE_DATE_EPOCH"):
         config.epoch_from_env()
+
+
+def test_memory_cgroup_is_added_once_keeping_every_argument() -> None:
+    from image.cmdline import with_memory_cgroup
+
+    line = "console=tty1 root=PARTUUID=ab-02 rootwait quiet\n"
+    once = with_memory_cgroup(line)
+    assert (
+        once
+        == "console=tty1 root=PARTUUID=ab-02 rootwait quiet cgroup_enable=memory cgroup_memory=1\n"
+    )
+    assert with_memory_cgroup(once) == once
+    assert (
+        with_memory_cgroup("a cgroup_disable=memory b")
+        == "a b cgroup_enable=memory cgroup_memory=1"
+    )
