@@ -1,11 +1,10 @@
-"""One three-node rollout per module: site.yml twice, against moto, with the frozen release."""
+"""One three-node rollout per session: site.yml twice, against moto, with the frozen release."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from support.ansible_fleet import (
@@ -24,19 +23,19 @@ from apiary.testing.moto_server import DUMMY_KEY, MotoServer, unique_bucket_name
 pytestmark = pytest.mark.ansible
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def release() -> FrozenRelease:
     return frozen_release()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def release_url(release: FrozenRelease) -> Iterator[str]:
     """The tarball and its .sha256 served over real HTTP from 127.0.0.1."""
     with serve_folder(release.tarball.parent) as url:
         yield url
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fleet(
     tmp_path_factory: pytest.TempPathFactory,
     moto_server: MotoServer,

@@ -46,9 +46,7 @@ def require_tool(name: str) -> str:
 
 def ansible_env() -> dict[str, str]:
     """The test's environment without any S3 or Apiary settings: nodes get theirs from the role."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "APIARY_", "ANSIBLE_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "APIARY_", "ANSIBLE_"))}
     env.update(
         LC_ALL="C.UTF-8",
         LANG="C.UTF-8",
@@ -169,8 +167,11 @@ def write_inventory(
 ) -> Path:
     """An inventory of local-connection hosts (YAML is JSON, so json.dumps writes it)."""
     children: dict = {
-        "nodes": {"hosts": {h.name: {**h.inventory_vars(), **(node_vars or {}).get(h.name, {})}
-                            for h in nodes}}
+        "nodes": {
+            "hosts": {
+                h.name: {**h.inventory_vars(), **(node_vars or {}).get(h.name, {})} for h in nodes
+            }
+        }
     }
     if bucket is not None:
         children["bucket"] = {"hosts": {bucket.name: bucket.inventory_vars()}}
@@ -210,7 +211,7 @@ def serve_folder(folder: Path) -> Iterator[str]:
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    requests: list[str] = []  # noqa: RUF012 - shared log of every path asked for
+    requests: list[str] = []  # every path asked for, across the session
 
     def log_message(self, format: str, *args: object) -> None:
         QuietHandler.requests.append(self.path)
