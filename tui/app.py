@@ -110,7 +110,7 @@ class ApiaryApp(App[None]):
 
     def _apply(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
-        self.set_class(not snapshot.reachable, "-unreachable")
+        self.query_one("#monitor", TabPane).set_class(not snapshot.reachable, "-unreachable")
         stamp = (self._clock() if self._clock else snapshot.taken_at).strftime("%H:%M:%S")
         if snapshot.error is not None:
             self.query_one(Unreachable).show(snapshot.storage, snapshot.error, self.refresh_every)

@@ -159,7 +159,8 @@ class Source:
     """One client of a storage root, opened lazily and reopened after the root was unreachable.
 
     ``storage_now`` replaces the storage's own clock when judging heartbeat ages, ``clock``
-    stamps snapshots and ``timer`` times queries (tests freeze all three).
+    stamps snapshots and ``timer`` times queries (tests freeze all three); ``label`` names the
+    root on screen instead of its location.
     """
 
     def __init__(
@@ -172,6 +173,7 @@ class Source:
         clock: Callable[[], datetime] | None = None,
         storage_now: Callable[[], datetime] | None = None,
         timer: Callable[[], float] = time.perf_counter,
+        label: str | None = None,
     ) -> None:
         self.name = name
         self.storage_uri = storage
@@ -180,6 +182,7 @@ class Source:
         self._clock = clock or _utcnow
         self._storage_now = storage_now
         self._timer = timer
+        self._label = label
         self._ap: Apiary | None = None
         self._lock = threading.Lock()
         self._temps: dict[str, deque[tuple[int, float]]] = {}
@@ -191,6 +194,8 @@ class Source:
     @property
     def label(self) -> str:
         """The storage root as shown in the header (never with credentials: URIs hold none)."""
+        if self._label is not None:
+            return self._label
         if self._ap is not None and self._ap._storage is not None:
             return str(self._ap.storage.location)
         return self.storage_uri or f"~/.apiary/data/{self.name}"
@@ -412,6 +417,12 @@ def sort_nodes(nodes: tuple[NodeRow, ...], key: str, reverse: bool = False) -> l
     """Nodes ordered by ``key`` (the busiest, hottest first), ties by node id."""
     by = SORT_KEYS[key]
     return sorted(sorted(nodes, key=lambda n: n.node_id), key=by, reverse=reverse)
+
+
+def spark(values: tuple[float, ...] | list[float], width: int) -> str:
+    """The last ``width`` values (0..1, a fixed scale so a cool node never looks hot)."""
+    ticks = "▁▂▃▄▅▆▇█"
+    return "".join(ticks[round(min(max(v, 0.0), 1.0) * 7)] for v in list(values)[-width:])
 
 
 def cell_text(value: object, width: int = 60) -> str:

@@ -6,24 +6,24 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Sparkline, Static
+from textual.widgets import Static
 
-from tui.data import BAND_STYLE, ColonyView, bar
+from tui.data import BAND_STYLE, ColonyView, bar, spark
 
 GAUGE = 20
+HISTORY_WIDTH = 26
 
 
 class ColonyPanel(Vertical):
     DEFAULT_CSS = """
     ColonyPanel { height: 1fr; }
-    ColonyPanel > Sparkline { height: 2; margin: 0 1; }
-    ColonyPanel > #colony-gauge, ColonyPanel > #colony-notes { padding: 0 1; }
+    ColonyPanel > Static { padding: 0 1; }
     ColonyPanel > #colony-notes { height: 1fr; }
     """
 
     def compose(self) -> ComposeResult:
         yield Static(id="colony-gauge")
-        yield Sparkline([], id="colony-history")
+        yield Static(id="colony-history")
         yield Static(id="colony-notes")
 
     def on_mount(self) -> None:
@@ -35,11 +35,14 @@ class ColonyPanel(Vertical):
         if colony is None:
             gauge.update(Text("no colony reported", style="dim"))
             notes.update("")
-            self.query_one(Sparkline).data = []
+            self.query_one("#colony-history", Static).update("")
             return
         self.border_title = f"Colony · {colony.source}" if colony.source else "Colony"
         gauge.update(gauge_text(colony.temperature, colony.band))
-        self.query_one(Sparkline).data = list(colony.history) or [colony.temperature]
+        history = colony.history or (colony.temperature,)
+        line = Text(spark(history, HISTORY_WIDTH), style=BAND_STYLE.get(colony.band, ""))
+        line.append(f" last {len(history)}", style="dim")
+        self.query_one("#colony-history", Static).update(line)
         notes.update(notes_text(colony))
 
 

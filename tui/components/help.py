@@ -2,38 +2,43 @@
 
 from __future__ import annotations
 
+from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Markdown
+from textual.widgets import Static
 
-HELP = """\
-# Apiary · keys
+KEYS = [
+    ("F2 / F3", "monitor (bees, swarm, colony) / SQL (tree, editor, results)"),
+    ("tab, shift+tab", "next / previous panel (the mouse works too)"),
+    ("F5 or ctrl+j", "run the statement in the editor (or the selected text)"),
+    ("esc", "cancel the running query"),
+    ("ctrl+up / down", "older / newer statement (history shared with apiary shell)"),
+    ("[ / ]", "previous / next page of results"),
+    ("enter on a frame", "DESCRIBE it: schema, cells, rows, bytes, version"),
+    ("i in the tree", "insert the name under the cursor into the editor"),
+    ("s in the swarm", "sort by the next column (or click a header)"),
+    ("ctrl+r", "refresh now (panels refresh by themselves)"),
+    ("F1 or ?", "this help"),
+    ("ctrl+q", "quit"),
+]
+NOTES = (
+    "Attached, the bees are this node's and run your SQL; with --observe nothing is written "
+    "and the bees and colony are those of the node selected in the swarm. Nodes are alive, "
+    "suspect or dead by heartbeat age on the storage's clock. Colony bands: cold < 0.3 ≤ "
+    "ideal < 0.7 ≤ warm ≤ 0.85 < hot ≤ 0.95 < critical."
+)
 
-| key | what it does |
-|---|---|
-| **F2** / **F3** | monitor (bees, swarm, colony) / SQL (tree, editor, results) |
-| **tab** / **shift+tab** | next / previous panel |
-| **F5** or **ctrl+j** | run the statement in the editor |
-| **esc** | cancel the running query |
-| **ctrl+up** / **ctrl+down** | older / newer statement (history shared with `apiary shell`) |
-| **[** / **]** | previous / next page of results |
-| **enter** on a frame | DESCRIBE it |
-| **i** on a tree node | insert its name into the editor |
-| **s** in the swarm | sort by the next column (or click a header) |
-| **ctrl+r** | refresh now |
-| **F1** or **?** | this help |
-| **ctrl+q** | quit |
 
-Monitor panels refresh in the background; attached, the bees are this node's and run your
-SQL. With `--observe` the TUI writes no heartbeat and shows the bees and colony of the
-node selected in the swarm. Node states: alive, suspect, dead, by heartbeat age on the
-storage's own clock. Colony bands: cold < 0.3 ≤ ideal < 0.7 ≤ warm ≤ 0.85 < hot ≤ 0.95 <
-critical.
-
-*esc, q or F1 closes this screen.*
-"""
+def help_table() -> Table:
+    table = Table(box=None, show_header=False, padding=(0, 1), expand=True)
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column(ratio=1)
+    for key, what in KEYS:
+        table.add_row(key, what)
+    return table
 
 
 class HelpScreen(ModalScreen[None]):
@@ -45,9 +50,14 @@ class HelpScreen(ModalScreen[None]):
     HelpScreen > VerticalScroll {
         width: 78; max-width: 100%; height: auto; max-height: 100%;
         border: round $accent; background: $surface; padding: 0 1;
+        border-title-color: $accent; border-title-style: bold;
     }
+    #help-notes { margin-top: 1; }
     """
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll():
-            yield Markdown(HELP)
+        with VerticalScroll() as scroll:
+            scroll.border_title = "Apiary · keys"
+            scroll.border_subtitle = "esc closes"
+            yield Static(help_table())
+            yield Static(Text(NOTES, style="dim"), id="help-notes")

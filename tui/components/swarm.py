@@ -50,7 +50,7 @@ class SwarmPanel(Vertical):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.sort_key = "node"
+        self.sort_key = "state"  # alive first, like htop's busiest-first
         self.nodes: tuple[NodeRow, ...] = ()
         self.selected: str | None = None
         self._filling = False
@@ -109,10 +109,13 @@ class SwarmPanel(Vertical):
     @on(DataTable.RowHighlighted)
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
-        if self._filling or event.row_key.value is None:
+        table = self.query_one(DataTable)
+        if self._filling or not table.row_count:
             return
-        if event.row_key.value != self.selected:
-            self.selected = event.row_key.value
+        # The cursor's row now, not the event's: a refill queues stale highlights of row 0.
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        if key is not None and key != self.selected:
+            self.selected = key
             self._detail()
             self.post_message(self.NodeSelected(self.selected))
 
