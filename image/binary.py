@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import gzip
 import hashlib
 import os
@@ -204,8 +205,12 @@ def smoke_test(executable: Path, expected: str) -> None:
 
 def build(out: Path, venv: Path, reuse_venv: bool, work: Path) -> Release:
     release_version, machine = version(), arch()
-    python = ensure_venv(venv, reuse_venv)
-    tree = freeze(python, out, work)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    # `just binary` and a test session may share one venv: one build at a time uses it.
+    with (venv.parent / f"{venv.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        python = ensure_venv(venv, reuse_venv)
+        tree = freeze(python, out, work)
     executable = tree / "apiary"
     smoke_test(executable, release_version)
     tarball = out / tarball_name(release_version, machine)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
+import subprocess
 import tarfile
+from pathlib import Path
 
 import pytest
 from support.frozen import FrozenRelease
@@ -51,3 +54,22 @@ def test_tarball_holds_the_tree_and_matches_its_checksum(release: FrozenRelease)
     assert len({m.mtime for m in members.values()}) == 1
     on_disk = {"apiary/" + p.relative_to(release.tree).as_posix() for p in release.tree.rglob("*")}
     assert set(members) == on_disk | {"apiary"}
+
+
+def test_unpacked_tarball_runs_through_a_symlink(release: FrozenRelease, tmp_path: Path) -> None:
+    # The installed form: the tarball unpacked to /opt/apiary, /usr/local/bin/apiary a symlink.
+    opt, bin_dir = tmp_path / "opt", tmp_path / "bin"
+    bin_dir.mkdir()
+    with tarfile.open(release.tarball) as tar:
+        tar.extractall(opt, filter="tar")
+    (bin_dir / "apiary").symlink_to(opt / "apiary" / "apiary")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"COLUMNS": "120"}
+    proc = subprocess.run(
+        [str(bin_dir / "apiary"), "demo", "--storage", str(tmp_path / "root"), "--rows", "1000"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Read back 3,000 rows: all present" in proc.stdout
