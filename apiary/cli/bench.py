@@ -23,6 +23,15 @@ def spinner(quiet: bool) -> Iterator[Callable[[str], None]]:
         yield lambda what: bar.update(task, description=what)
 
 
+@contextlib.contextmanager
+def missing_extra() -> Iterator[None]:
+    """A benchmark whose optional tools are absent (the frozen binary has no moto) says so."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 @click.group()
 def bench() -> None:
     """Measure Apiary against raw baselines on this machine."""
@@ -96,7 +105,7 @@ def bench_s3(rows: int, as_json: bool) -> None:
     """A selective query on S3 (moto): requests and bytes avoided by ledger pruning."""
     from apiary.bench import s3
 
-    with spinner(as_json) as progress:
+    with missing_extra(), spinner(as_json) as progress:
         results = s3.run(rows, progress=progress)
     if as_json:
         click.echo(json.dumps(results, indent=2, default=str))
@@ -134,7 +143,7 @@ def bench_s3(rows: int, as_json: bool) -> None:
         highlight=False,
     )
     for note in results["notes"]:
-        console.print(note, style="dim", highlight=False)
+        console.print(note, style="dim", highlight=False, markup=False)
 
 
 @bench.command("swarm")
@@ -144,7 +153,7 @@ def bench_swarm(rows: int, as_json: bool) -> None:
     """One aggregate over S3 (moto) with 1, 2 and 3 node processes; kill detection time."""
     from apiary.bench import swarm
 
-    with spinner(as_json) as progress:
+    with missing_extra(), spinner(as_json) as progress:
         results = swarm.run(rows, progress=progress)
     if as_json:
         click.echo(json.dumps(results, indent=2))

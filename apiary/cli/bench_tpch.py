@@ -113,4 +113,4 @@ def _print(results: dict[str, Any]) -> None:
         if r["difference"] and not r["errors"]:
             console.print(f"[red]Q{r['query']} differs from DataFusion:[/] {r['difference']}")
     for note in results["notes"]:
-        console.print(note, style="yellow")
+        console.print(note, style="yellow", markup=False)  # "[bench]" is not a style tag

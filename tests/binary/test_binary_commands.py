@@ -137,3 +137,12 @@ def test_bench_write_spawns_writer_processes(frozen) -> None:
     assert results["write"]["rows"] == 20000
     assert results["write"]["apiary"]["ratio_vs_bare"] > 0
     assert [(c["writers"], c["commits"]) for c in results["commits"]] == [(1, 5), (2, 10)]
+
+
+def test_benchmarks_needing_moto_say_so_in_one_line(frozen) -> None:
+    # moto is deliberately not frozen in; the S3 and swarm benchmarks need a pip install.
+    for sub, what in (("s3", "S3"), ("swarm", "swarm")):
+        proc = frozen("bench", sub, "--rows", "10", check=False)
+        assert proc.returncode == 1
+        assert f"the {what} benchmark needs moto" in proc.stderr
+        assert "Traceback" not in proc.stderr
