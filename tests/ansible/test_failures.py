@@ -24,7 +24,9 @@ from support.frozen import FrozenRelease
 
 from apiary.testing.moto_server import DUMMY_KEY, MotoServer, free_port
 
-pytestmark = [pytest.mark.ansible, pytest.mark.s3, pytest.mark.slow]
+# The first test also pays for the shared setup: building the frozen release when no other test
+# has (~2-3 min on 2 cores) and two site.yml runs (~70 s).
+pytestmark = [pytest.mark.ansible, pytest.mark.s3, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
