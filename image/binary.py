@@ -227,7 +227,7 @@ def _mb(size: int) -> str:
 def summary(release: Release, seconds: float) -> Table:
     table = Table(title=f"apiary {release.version} for linux-{release.arch}", show_header=False)
     table.add_column(style="bold")
-    table.add_column()
+    table.add_column(overflow="fold")  # wrap, never cut, a path or the checksum
     table.add_row("tree (install this)", f"{release.tree}  {_mb(tree_bytes(release.tree))}")
     table.add_row("tarball (download)", f"{release.tarball}  {_mb(release.tarball.stat().st_size)}")
     table.add_row("sha256", release.sha256)
