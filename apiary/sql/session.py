@@ -186,6 +186,8 @@ class SqlSession:
 
         needs: dict[tuple[str, str, str, int | None], list[list[Predicate]]] = {}
         for scan in scans(plan):
+            if scan.table.endswith(")") and not scan.catalog:
+                continue  # a table function such as generate_series(): no frame to pin
             hive = scan.catalog or self.hive
             box = scan.schema or self.box
             name, version = split_version(scan.table)

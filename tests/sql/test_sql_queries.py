@@ -80,6 +80,15 @@ def test_joins_windows_and_subqueries(ap: Apiary) -> None:
     assert limited["sensor"].to_pylist() == [34, 33, 32]
 
 
+def test_table_functions_need_no_hive_and_join_frames(ap: Apiary) -> None:
+    assert ap.sql("SELECT count(*) AS n FROM range(100000)")["n"].to_pylist() == [100000]
+    joined = ap.sql(
+        "SELECT t.sensor FROM farm.sensors.temps t JOIN generate_series(30, 32) g "
+        "ON t.sensor = g.value ORDER BY 1"
+    )
+    assert joined["sensor"].to_pylist() == [30, 31, 32]
+
+
 def test_show_and_describe(ap: Apiary) -> None:
     assert ap.sql("SHOW HIVES")["hive"].to_pylist() == ["farm"]
     assert ap.sql("SHOW BOXES IN farm")["box"].to_pylist() == ["sensors"]
