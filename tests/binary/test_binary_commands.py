@@ -14,7 +14,9 @@ from support.frozen import FrozenRelease
 
 from apiary.cli import COMMANDS
 
-pytestmark = pytest.mark.binary
+# The first test here may pay for building the frozen release (~2 min on 2 cores, more when
+# busy): tests/support/frozen.py builds it once per session for every module that needs it.
+pytestmark = [pytest.mark.binary, pytest.mark.timeout(900)]
 
 NODE_TIMINGS = {  # fast heartbeats, in the order the settings demand
     "APIARY_HEARTBEAT_INTERVAL": "0.5",

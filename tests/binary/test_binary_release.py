@@ -14,7 +14,9 @@ from support.frozen import FrozenRelease
 
 import apiary
 
-pytestmark = pytest.mark.binary
+# The first test here may pay for building the frozen release (~2 min on 2 cores, more when
+# busy): tests/support/frozen.py builds it once per session for every module that needs it.
+pytestmark = [pytest.mark.binary, pytest.mark.timeout(900)]
 
 # Test and benchmark tools that must never be frozen into what runs on a Pi.
 TEST_ONLY = ("moto", "pytest", "_pytest", "pandas", "polars", "boto3", "botocore", "duckdb")

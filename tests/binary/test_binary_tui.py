@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from support.frozen import FrozenRelease
 
-pytestmark = [pytest.mark.binary, pytest.mark.tui]
+# The first test here may pay for building the frozen release (~2 min on 2 cores, more when
+# busy): tests/support/frozen.py builds it once per session for every module that needs it.
+pytestmark = [pytest.mark.binary, pytest.mark.timeout(900), pytest.mark.tui]
 
 ANSI = re.compile(rb"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
 CTRL_Q = b"\x11"
