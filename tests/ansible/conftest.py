@@ -63,7 +63,13 @@ def fleet(
     }
     extra = root / "vars.json"
     extra.write_text(json.dumps(variables, indent=2))
-    inventory = write_inventory(root / "inventory.yml", nodes, Host("bucket", root / "bucket"))
+    # node3 copies the release from the controller's folder instead of downloading it.
+    inventory = write_inventory(
+        root / "inventory.yml",
+        nodes,
+        Host("bucket", root / "bucket"),
+        node_vars={"node3": {"apiary_release_dir": str(release.tarball.parent)}},
+    )
     fleet = Fleet(root, nodes, storage_url, secret, extra, inventory)
     try:
         for verbosity in ("-v", "-v"):

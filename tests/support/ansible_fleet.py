@@ -131,6 +131,9 @@ class Host:
             "ansible_connection": "local",
             "ansible_python_interpreter": "{{ ansible_playbook_python }}",
             "apiary_prefix": str(self.prefix),
+            # Download over HTTP unless a test says otherwise: group_vars/all points the
+            # example fleet at the repository's dist/ folder.
+            "apiary_release_dir": "",
         }
 
 
