@@ -4,51 +4,22 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
 
 import pyarrow as pa
 import pytest
-from support.processes import REPO, child_env
+from support.nodes import start_apiary_node, start_test_node, use_short_timings
 
 from apiary import Apiary
 from apiary.runtime.world import Heartbeat, NodeView
 
-TIMINGS = {
-    "APIARY_HEARTBEAT_INTERVAL": "0.5",
-    "APIARY_SUSPECT_AFTER": "2",
-    "APIARY_DEAD_AFTER": "4",
-    "APIARY_FORGET_AFTER": "60",
-}
 pytestmark = [pytest.mark.multiprocess, pytest.mark.s3]
 
 
-def start_node(uri: str, node_id: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "apiary", "node", "--storage", uri, "--node-id", node_id],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=child_env(TIMINGS),
-    )
-
-
-def start_skewed_node(uri: str, node_id: str, offset_s: float) -> subprocess.Popen[str]:
-    script = REPO / "tests" / "support" / "node_process.py"
-    return subprocess.Popen(
-        [sys.executable, str(script), uri, node_id, str(offset_s)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=child_env(TIMINGS),
-    )
-
-
 def observer(uri: str, monkeypatch) -> Apiary:
-    for key, value in TIMINGS.items():
-        monkeypatch.setenv(key, value)
+    use_short_timings(monkeypatch)
     return Apiary("test", uri).start()
 
 
@@ -79,7 +50,7 @@ def stop_all(procs: list[subprocess.Popen[str]]) -> None:
 
 def test_three_nodes_see_each_other_and_totals_add_up(s3_bucket, monkeypatch) -> None:
     names = ["bee-a", "bee-b", "bee-c"]
-    procs = [start_node(s3_bucket.uri, n) for n in names]
+    procs = [start_apiary_node(s3_bucket.uri, n) for n in names]
     try:
         ap = observer(s3_bucket.uri, monkeypatch)
         present = wait_until(lambda: w if len(w := world(ap)) == 3 else None, what="3 nodes")
@@ -125,7 +96,7 @@ def test_three_nodes_see_each_other_and_totals_add_up(s3_bucket, monkeypatch) ->
 
 
 def test_a_stopped_node_turns_suspect_then_dead_and_recovers(s3_bucket, monkeypatch) -> None:
-    procs = [start_node(s3_bucket.uri, n) for n in ("steady", "frozen")]
+    procs = [start_apiary_node(s3_bucket.uri, n) for n in ("steady", "frozen")]
     try:
         ap = observer(s3_bucket.uri, monkeypatch)
         wait_until(lambda: len(world(ap)) == 2, what="2 nodes")
@@ -146,9 +117,9 @@ def test_a_stopped_node_turns_suspect_then_dead_and_recovers(s3_bucket, monkeypa
 
 def test_a_node_whose_clock_is_an_hour_off_is_judged_the_same(s3_bucket, monkeypatch) -> None:
     procs = [
-        start_skewed_node(s3_bucket.uri, "on-time", 0),
-        start_skewed_node(s3_bucket.uri, "an-hour-ahead", 3600),
-        start_skewed_node(s3_bucket.uri, "an-hour-behind", -3600),
+        start_test_node(s3_bucket.uri, "on-time", clock_offset_s=0),
+        start_test_node(s3_bucket.uri, "an-hour-ahead", clock_offset_s=3600),
+        start_test_node(s3_bucket.uri, "an-hour-behind", clock_offset_s=-3600),
     ]
     try:
         ap = observer(s3_bucket.uri, monkeypatch)

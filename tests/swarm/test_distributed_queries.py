@@ -5,23 +5,16 @@ from __future__ import annotations
 import math
 import signal
 import subprocess
-import sys
 import threading
 import time
 
 import pyarrow as pa
 import pytest
-from support.processes import REPO, child_env
+from support.nodes import start_test_node, use_short_timings
 
 from apiary import Apiary, TaskAbandonedError
 from apiary.swarm.manifest import QUERIES, Manifest
 
-TIMINGS = {
-    "APIARY_HEARTBEAT_INTERVAL": "0.5",
-    "APIARY_SUSPECT_AFTER": "2",
-    "APIARY_DEAD_AFTER": "4",
-    "APIARY_FORGET_AFTER": "60",
-}
 QUERY = (
     "SELECT region, sum(v) AS s, avg(v) AS a, count(*) AS n, min(v) AS mn, max(v) AS mx "
     "FROM farm.sensors.temps WHERE v >= 10 GROUP BY region ORDER BY s DESC LIMIT 3"
@@ -29,21 +22,9 @@ QUERY = (
 pytestmark = [pytest.mark.multiprocess, pytest.mark.s3]
 
 
-def start_node(uri: str, node_id: str, delay: float = 0.0) -> subprocess.Popen[str]:
-    script = REPO / "tests" / "support" / "node_process.py"
-    return subprocess.Popen(
-        [sys.executable, str(script), uri, node_id, "0", str(delay)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=child_env(TIMINGS),
-    )
-
-
 @pytest.fixture
 def swarm(s3_bucket, monkeypatch):
-    for key, value in TIMINGS.items():
-        monkeypatch.setenv(key, value)
+    use_short_timings(monkeypatch)
     monkeypatch.setenv("APIARY_DISTRIBUTE_MIN_CELLS", "2")
     ap = Apiary("test", s3_bucket.uri).start()
     ap.create_hive("farm")
@@ -97,7 +78,7 @@ def assert_same(a: pa.Table, b: pa.Table) -> None:
 
 def test_distributed_aggregate_equals_single_node_and_spreads_tasks(swarm) -> None:
     ap, uri, procs = swarm
-    procs += [start_node(uri, name) for name in ("node-a", "node-b", "node-c")]
+    procs += [start_test_node(uri, name) for name in ("node-a", "node-b", "node-c")]
     wait_alive(ap, 3)
     shared = ap.sql(QUERY)
     info = ap.last_query.distribution
@@ -125,7 +106,7 @@ def test_distributed_aggregate_equals_single_node_and_spreads_tasks(swarm) -> No
 
 def test_not_decomposable_queries_run_on_one_node(swarm) -> None:
     ap, uri, procs = swarm
-    procs += [start_node(uri, name) for name in ("node-a", "node-b")]
+    procs += [start_test_node(uri, name) for name in ("node-a", "node-b")]
     wait_alive(ap, 2)
     sql = "SELECT count(DISTINCT v) AS d FROM farm.sensors.temps"
     assert ap.sql(sql)["d"].to_pylist() == [800]
@@ -138,9 +119,9 @@ def test_not_decomposable_queries_run_on_one_node(swarm) -> None:
 def test_a_worker_killed_mid_query_has_its_tasks_reassigned(swarm) -> None:
     ap, uri, procs = swarm
     procs += [
-        start_node(uri, "steady-1"),
-        start_node(uri, "steady-2"),
-        start_node(uri, "doomed", delay=120),
+        start_test_node(uri, "steady-1"),
+        start_test_node(uri, "steady-2"),
+        start_test_node(uri, "doomed", task_delay_s=120),
     ]
     wait_alive(ap, 3)
     ap.settings.task_timeout = 120  # reassignment must come from the death, not a timeout
@@ -165,7 +146,7 @@ def test_a_worker_killed_mid_query_has_its_tasks_reassigned(swarm) -> None:
 
 def test_a_task_failing_everywhere_is_abandoned_with_its_causes(swarm) -> None:
     ap, uri, procs = swarm
-    procs += [start_node(uri, name) for name in ("node-a", "node-b", "node-c")]
+    procs += [start_test_node(uri, name) for name in ("node-a", "node-b", "node-c")]
     wait_alive(ap, 3)
     frame = ap.frame("farm", "sensors", "temps")
     victim = next(c for c in frame.snapshot().cells.values() if c.partition["region"] == "south")

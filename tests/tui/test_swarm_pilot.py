@@ -4,32 +4,15 @@ killed (short heartbeat timings)."""
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 
 import pytest
-from support.processes import child_env
+from support.nodes import start_apiary_node, use_short_timings
 from tui_support import app_on, wait_for
 
 from tui.components.bees import BeesPanel
 from tui.components.swarm import SwarmPanel
 
-TIMINGS = {
-    "APIARY_HEARTBEAT_INTERVAL": "0.5",
-    "APIARY_SUSPECT_AFTER": "2",
-    "APIARY_DEAD_AFTER": "4",
-    "APIARY_FORGET_AFTER": "60",
-}
 pytestmark = [pytest.mark.tui, pytest.mark.multiprocess]
-
-
-def start_node(uri: str, node_id: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "apiary", "node", "--storage", uri, "--node-id", node_id],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=child_env(TIMINGS),
-    )
 
 
 def states(panel: SwarmPanel) -> dict[str, str]:
@@ -39,10 +22,9 @@ def states(panel: SwarmPanel) -> dict[str, str]:
 async def test_nodes_show_alive_then_suspect_and_dead_after_one_is_killed(
     tmp_path, monkeypatch
 ) -> None:
-    for key, value in TIMINGS.items():
-        monkeypatch.setenv(key, value)
+    use_short_timings(monkeypatch)
     uri = str(tmp_path / "root")
-    nodes = [start_node(uri, "pi-a"), start_node(uri, "pi-b")]
+    nodes = [start_apiary_node(uri, "pi-a", quiet=True), start_apiary_node(uri, "pi-b", quiet=True)]
     try:
         app = app_on(uri, refresh=0.3, observe=True)
         async with app.run_test(size=(100, 30)) as pilot:

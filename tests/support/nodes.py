@@ -1,0 +1,50 @@
+"""Real node processes with short heartbeat timings, for swarm tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from support.processes import REPO, child_env
+
+# Seconds, as APIARY_* variables: fast enough that suspect/dead show within a test.
+SHORT_TIMINGS = {
+    "APIARY_HEARTBEAT_INTERVAL": "0.5",
+    "APIARY_SUSPECT_AFTER": "2",
+    "APIARY_DEAD_AFTER": "4",
+    "APIARY_FORGET_AFTER": "60",
+}
+NODE_SCRIPT = REPO / "tests" / "support" / "node_process.py"
+
+
+def use_short_timings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This test's own Apiary clients judge heartbeats with the same short timings."""
+    for key, value in SHORT_TIMINGS.items():
+        monkeypatch.setenv(key, value)
+
+
+def start_apiary_node(uri: str, node_id: str, *, quiet: bool = False) -> subprocess.Popen[str]:
+    """``apiary node`` as a user (or systemd) starts it; output piped unless ``quiet``."""
+    output = subprocess.DEVNULL if quiet else subprocess.PIPE
+    return subprocess.Popen(
+        [sys.executable, "-m", "apiary", "node", "--storage", uri, "--node-id", node_id],
+        stdout=output,
+        stderr=output,
+        text=True,
+        env=child_env(SHORT_TIMINGS),
+    )
+
+
+def start_test_node(
+    uri: str, node_id: str, *, clock_offset_s: float = 0.0, task_delay_s: float = 0.0
+) -> subprocess.Popen[str]:
+    """A node with an injected clock offset and task delay (support/node_process.py)."""
+    return subprocess.Popen(
+        [sys.executable, str(NODE_SCRIPT), uri, node_id, str(clock_offset_s), str(task_delay_s)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(SHORT_TIMINGS),
+    )
