@@ -443,6 +443,9 @@ class BeePool:
 
     def _work(self, bee: Bee, task: Callable[[Bee], T], outcome: _Outcome[T]) -> None:
         try:
+            # DataFusion winds a cancelled query down on its own threads, and one of them may
+            # still write a spill file after the previous task's folder was emptied.
+            bee.empty_spill_dir()
             outcome.value = task(bee)
         except BaseException as exc:
             outcome.error = exc

@@ -225,7 +225,8 @@ def test_slow_datafusion_query_times_out_and_stops(pool: BeePool) -> None:
         pool.run(sql(slow), name="slow", timeout=0.3)
     assert time.monotonic() - started < 2.0
     assert pool.idle == 2
-    assert spill_files(pool) == []
+    # DataFusion's own threads finish winding down and delete their temp files themselves.
+    wait_until(lambda: spill_files(pool) == [])
     before = psutil.Process().cpu_times()
     time.sleep(0.5)
     after = psutil.Process().cpu_times()
