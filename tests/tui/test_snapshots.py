@@ -11,9 +11,8 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
-from tui_support import wait_for
+from tui_support import farm_root, wait_for
 
 from apiary import Apiary
 from apiary.runtime.world import Heartbeat, heartbeat_path
@@ -106,16 +105,8 @@ FLEET = [  # (heartbeat, age in seconds on the storage's clock)
 
 @pytest.fixture
 def fleet_root(tmp_path: Path) -> str:
-    uri = str(tmp_path / "fleet")
+    uri = farm_root(str(tmp_path / "fleet"), {"region": ["north", "south"], "temp": [1.5, 3.0]})
     with Apiary("test", uri) as ap:
-        ap.create_hive("farm")
-        ap.create_box("farm", "sensors")
-        ap.create_frame(
-            "farm", "sensors", "temps", {"region": "string", "temp": "float64"}, ["region"]
-        )
-        ap.write_to_frame(
-            "farm", "sensors", "temps", pa.table({"region": ["north", "south"], "temp": [1.5, 3.0]})
-        )
         for beat, age in FLEET:
             ap.storage.put(heartbeat_path(beat.node_id), beat.model_dump_json().encode())
             stamp = (FROZEN - timedelta(seconds=age)).timestamp()

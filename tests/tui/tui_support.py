@@ -22,3 +22,19 @@ async def wait_for(pilot, check: Callable[[], object], what: str, timeout: float
 
 def app_on(root: str, refresh: float = 0.5, **kwargs) -> ApiaryApp:
     return ApiaryApp(Source("test", root, **kwargs), refresh=refresh)
+
+
+def farm_root(uri: str, rows: dict[str, list]) -> str:
+    """A local root at ``uri`` holding farm.sensors.temps (region, temp), partitioned by region."""
+    import pyarrow as pa
+
+    from apiary import Apiary
+
+    with Apiary("test", uri) as ap:
+        ap.create_hive("farm")
+        ap.create_box("farm", "sensors")
+        ap.create_frame(
+            "farm", "sensors", "temps", {"region": "string", "temp": "float64"}, ["region"]
+        )
+        ap.write_to_frame("farm", "sensors", "temps", pa.table(rows))
+    return uri
