@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 from datetime import datetime
 
 import pyarrow as pa
 import pytest
-from support.nodes import start_apiary_node, start_test_node, use_short_timings
+from support.nodes import start_apiary_node, start_test_node, stop_all, use_short_timings
 
 from apiary import Apiary
 from apiary.runtime.world import Heartbeat, NodeView
@@ -37,15 +36,6 @@ def world(ap: Apiary) -> dict[str, NodeView]:
     from apiary.runtime.world import read_world
 
     return {view.node_id: view for view in read_world(ap.storage, ap.timings)}
-
-
-def stop_all(procs: list[subprocess.Popen[str]]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGCONT)
-            proc.terminate()
-    for proc in procs:
-        proc.wait(timeout=30)
 
 
 def test_three_nodes_see_each_other_and_totals_add_up(s3_bucket, monkeypatch) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -48,3 +49,13 @@ def start_test_node(
         text=True,
         env=child_env(SHORT_TIMINGS),
     )
+
+
+def stop_all(procs: list[subprocess.Popen[str]]) -> None:
+    """SIGTERM every node still running (waking a SIGSTOPped one first) and wait for each."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.terminate()
+    for proc in procs:
+        proc.wait(timeout=30)

@@ -10,7 +10,7 @@ import time
 
 import pyarrow as pa
 import pytest
-from support.nodes import start_test_node, use_short_timings
+from support.nodes import start_test_node, stop_all, use_short_timings
 
 from apiary import Apiary, TaskAbandonedError
 from apiary.swarm.manifest import QUERIES, Manifest
@@ -43,11 +43,7 @@ def swarm(s3_bucket, monkeypatch):
             )
     procs: list[subprocess.Popen[str]] = []
     yield ap, s3_bucket.uri, procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in procs:
-        proc.wait(timeout=30)
+    stop_all(procs)
     ap.shutdown()
 
 

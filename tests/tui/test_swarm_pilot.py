@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 
 import pytest
-from support.nodes import start_apiary_node, use_short_timings
+from support.nodes import start_apiary_node, stop_all, use_short_timings
 from tui_support import app_on, wait_for
 
 from tui.components.bees import BeesPanel
@@ -55,8 +55,4 @@ async def test_nodes_show_alive_then_suspect_and_dead_after_one_is_killed(
             await wait_for(pilot, lambda: app.snapshot.selected == "pi-b", "pi-b selected")
             assert bees.border_title == "Bees · pi-b"
     finally:
-        for proc in nodes:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in nodes:
-            proc.wait(timeout=30)
+        stop_all(nodes)
