@@ -80,12 +80,10 @@ class SqlSession:
         self.hive: str | None = None
         self.box: str | None = None
         self.last = QueryStats()
-        self._cancel: threading.Event | None = None
 
     def execute(self, sql: str, cancel: threading.Event | None = None) -> pa.Table:
         """Run one statement; setting ``cancel`` stops it (QueryCancelledError)."""
         started = time.perf_counter()
-        self._cancel = cancel
         statement = statements.classify(sql)
         self.last = QueryStats()
         if isinstance(statement, Use):
@@ -95,7 +93,7 @@ class SqlSession:
         elif isinstance(statement, Describe):
             result = self._describe(statement)
         else:
-            result = self._query(statement)
+            result = self._query(statement, cancel)
         self.last.rows = result.num_rows
         self.last.seconds = time.perf_counter() - started
         return result
@@ -172,7 +170,7 @@ class SqlSession:
             config = config.with_default_catalog_and_schema(self.hive, self.box or "public")
         return config
 
-    def _query(self, query: Query) -> pa.Table:
+    def _query(self, query: Query, cancel: threading.Event | None) -> pa.Table:
         self.apiary.colony.admit_query()  # a critical node refuses new queries, clearly
         state = self.apiary.registry.state()
         planning = SessionContext(self._config())
@@ -196,7 +194,7 @@ class SqlSession:
             needs.setdefault((hive, box, name, version), []).append(scan.predicates)
 
         with scratch_folder(self.apiary.storage.location) as scratch:
-            return self._execute(query, plan, needs, state, scratch)
+            return self._execute(query, plan, needs, state, scratch, cancel)
 
     def _execute(
         self,
@@ -205,6 +203,7 @@ class SqlSession:
         needs: dict[tuple[str, str, str, int | None], list[list[Predicate]]],
         state: RegistryState,
         scratch: Path | None,
+        cancel: threading.Event | None,
     ) -> pa.Table:
         pinned = []
         for (hive, box, name, version), per_scan in needs.items():
@@ -239,7 +238,7 @@ class SqlSession:
                 raise execution_error(exc) from None
 
         name = f"sql: {' '.join(query.sql.split())[:60]}"
-        result = pool.run(run, name=name, retry=False, cancel=self._cancel)
+        result = pool.run(run, name=name, retry=False, cancel=cancel)
         if query.explain:
             return self._explain(result)
         return plain_types(result)
