@@ -337,7 +337,7 @@ def reason(exc: BaseException) -> str:
 
 def describe_rows(info: Mapping[str, Any]) -> list[tuple[str, str]]:
     """DESCRIBE of a frame from ``Apiary.get_frame``: the figures, then one row per column."""
-    from apiary.cells.types import type_name
+    from apiary.cells.types import column_notes
 
     rows = [
         ("frame", f"{info['hive']}.{info['box']}.{info['frame']}"),
@@ -348,9 +348,7 @@ def describe_rows(info: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("partition_by", ", ".join(info["partition_by"]) or "(none)"),
     ]
     for f in info["schema"]:
-        notes = [type_name(f.type)] + ([] if f.nullable else ["not null"])
-        notes += ["partition key"] if f.name in info["partition_by"] else []
-        rows.append((f.name, ", ".join(notes)))
+        rows.append((f.name, column_notes(f, info["partition_by"])))
     return rows
 
 

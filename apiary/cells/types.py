@@ -125,6 +125,13 @@ def type_name(t: pa.DataType) -> str:
     return f"decimal128({t.precision}, {t.scale})"  # the only storable type left
 
 
+def column_notes(f: pa.Field, partition_by: Sequence[str]) -> str:
+    """What DESCRIBE says of a column: its type, then "not null" and "partition key" if so."""
+    notes = [type_name(f.type)] + ([] if f.nullable else ["not null"])
+    notes += ["partition key"] if f.name in partition_by else []
+    return ", ".join(notes)
+
+
 def check_storable(t: pa.DataType, column: str) -> None:
     """Raise a SchemaError naming ``column`` unless a frame can store type ``t``."""
     reason = _unstorable_reason(t)

@@ -19,7 +19,7 @@ from datafusion import LogicalPlan, SessionConfig, SessionContext, SQLOptions
 from datafusion.catalog import Catalog, Schema, Table
 
 from apiary.catalog.models import RegistryState
-from apiary.cells.types import type_name
+from apiary.cells.types import column_notes
 from apiary.errors import ApiaryError, SqlError
 from apiary.frame import Frame
 from apiary.runtime.bees import Bee
@@ -146,9 +146,7 @@ class SqlSession:
             ("partition_by", ", ".join(frame.partition_by) or "(none)"),
         ]
         for f in frame.schema:
-            notes = [type_name(f.type)] + ([] if f.nullable else ["not null"])
-            notes += ["partition key"] if f.name in frame.partition_by else []
-            rows.append((f"column {f.name}", ", ".join(notes)))
+            rows.append((f"column {f.name}", column_notes(f, frame.partition_by)))
         return pa.table({"property": [r[0] for r in rows], "value": [r[1] for r in rows]})
 
     def _need_hive(self, example: str) -> str:
