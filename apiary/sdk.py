@@ -445,6 +445,7 @@ class Apiary:
 
     def _describe(self) -> Heartbeat:
         temp = self.colony.temperature()
+        band = temperature.band(temp)
         bees = [{key: bee[key] for key in HEARTBEAT_BEE_KEYS} for bee in self.pool.status()]
         return Heartbeat(
             node_id=self.node_id,
@@ -456,12 +457,12 @@ class Apiary:
             cached_cells=self.cache.keys if self.cache else [],
             cache_bytes=self.cache.size if self.cache else 0,
             temperature=temp,
-            band=temperature.band(temp),
+            band=band,
             storage=str(self.storage.location),
             started_at=self._started_at,
             bees=bees,
             abandoned=[a.as_dict() for a in self.pool.abandoned[-HEARTBEAT_ABANDONED:]],
-            regulation=self.colony.regulation(temperature.band(temp)),
+            regulation=self.colony.regulation(band),
         )
 
     # -- internals ---------------------------------------------------------------------------

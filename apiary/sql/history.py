@@ -1,8 +1,8 @@
 """The SQL history file shared by ``apiary shell`` and ``apiary tui``: ``~/.apiary/sql_history``.
 
 One statement per line (line breaks become spaces, nothing else changes: a string literal keeps
-its spacing), oldest first: the format readline reads and
-writes, so the shell's arrow keys and the TUI recall the same statements.
+its spacing), oldest first: the format readline reads and writes, so the shell's arrow keys and
+the TUI recall the same statements.
 """
 
 from __future__ import annotations
