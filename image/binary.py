@@ -176,15 +176,8 @@ def write_tarball(tree: Path, tarball: Path, mtime: int) -> str:
             else:
                 tar.addfile(info)
     partial.replace(tarball)
-    return sha256_file(tarball)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    with tarball.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def tree_bytes(tree: Path) -> int:

@@ -98,14 +98,6 @@ def growth_needed(fs: ext4.FsInfo, program_bytes: int, program_files: int, root_
     return new_end - root_end
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(source.CHUNK * 4):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def build(config: BuildConfig, report: Report = lambda step: None) -> BuildResult:
     started = time.monotonic()
     epoch = config.source_date_epoch
@@ -192,7 +184,8 @@ def build(config: BuildConfig, report: Report = lambda step: None) -> BuildResul
             partitions.resize_partition(
                 partial, root.number, (root.bytes + grow) // 512, epoch=epoch
             )
-        sha256 = _sha256(partial)
+        with partial.open("rb") as image_file:
+            sha256 = hashlib.file_digest(image_file, "sha256").hexdigest()
         partial.replace(config.out)
         checksum_file = config.out.with_name(config.out.name + ".sha256")
         checksum_file.write_text(f"{sha256}  {config.out.name}\n")
