@@ -42,6 +42,8 @@ def read_cells(
                 f"cell {cell.path} of frame {name} is missing from storage (deleted outside "
                 "Apiary, or vacuumed after it was replaced); this version cannot be read"
             ) from exc
+        size = len(data) if isinstance(data, bytes) else Path(data).stat().st_size
+        check_identity(cell, name, size=size)
         try:
             source = pa.BufferReader(data) if isinstance(data, bytes) else str(data)
             table = pq.read_table(source, columns=list(target.names))
@@ -50,11 +52,7 @@ def read_cells(
                 f"cell {cell.path} of frame {name} is damaged or truncated ({exc}); restore it "
                 "from a backup, or overwrite the frame"
             ) from exc
-        if table.num_rows != cell.rows:
-            raise SerializationError(
-                f"cell {cell.path} of frame {name} holds {table.num_rows} rows but the ledger "
-                f"recorded {cell.rows}; it was changed outside Apiary"
-            )
+        check_identity(cell, name, rows=table.num_rows)
         return table.cast(target)
 
     if not cells:
@@ -63,3 +61,24 @@ def read_cells(
         return read(cells[0])
     with ThreadPoolExecutor(min(READ_THREADS, len(cells))) as pool:
         return pa.concat_tables(pool.map(read, cells))
+
+
+def check_identity(
+    cell: CellMeta, frame_name: str, *, size: int | None = None, rows: int | None = None
+) -> None:
+    """Refuse an object that is not the cell the ledger recorded (replaced outside Apiary).
+
+    Cells are immutable, so the size (known from a read, a listing or a stat) and the row count
+    (from the footer, where one is read anyway) must match the ledger exactly.
+    """
+    if size is not None and size != cell.bytes:
+        found = f"is {size:,} bytes but the ledger recorded {cell.bytes:,}"
+    elif rows is not None and rows != cell.rows:
+        found = f"holds {rows:,} rows but the ledger recorded {cell.rows:,}"
+    else:
+        return
+    raise SerializationError(
+        f"cell {cell.path} of frame {frame_name} {found}: it was replaced or changed outside "
+        "Apiary, so results would be wrong. Restore the original object from a backup, or "
+        "overwrite the frame"
+    )

@@ -13,7 +13,7 @@ import posixpath
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -23,8 +23,8 @@ from datafusion import SessionContext
 from datafusion.catalog import Table
 from datafusion.object_store import AmazonS3
 
-from apiary.cells.reader import read_cells
-from apiary.errors import StorageError
+from apiary.cells.reader import check_identity, read_cells
+from apiary.errors import NotFoundError, StorageError
 from apiary.frame import Frame
 from apiary.ledger import CellMeta
 from apiary.storage import Location
@@ -118,14 +118,20 @@ def cell_url(location: Location, key: str) -> str:
 
 
 def frame_table(
-    ctx: SessionContext, frame: Frame, cells: Sequence[CellMeta], scratch: Path | None = None
+    ctx: SessionContext,
+    frame: Frame,
+    cells: Sequence[CellMeta],
+    scratch: Path | None = None,
+    fetch: Callable[[str], Path] | None = None,
 ) -> Table:
     """A table over exactly ``cells`` of ``frame`` (one pinned version) with the frame's schema.
 
     Never a live folder of the frame: DataFusion lists a folder when the query runs, and would
     pick up cells that writers uploaded meanwhile, even uncommitted ones. On a local root the
     cells are hard-linked into a per-query ``scratch`` folder (one scan over a folder is what
-    DataFusion plans best); on S3 each cell is read by its own key and the scans are unioned.
+    DataFusion plans best); so are local copies from ``fetch`` (a node's cell cache). On S3 each
+    cell is read by its own key and the scans are unioned. Every cell's size is checked against
+    the ledger first, so a cell replaced outside Apiary fails instead of giving wrong results.
     """
     location = frame.storage.location
     if not cells:
@@ -136,37 +142,44 @@ def frame_table(
         )
         return in_memory(data)
     schema = scan_schema(frame.schema)
-    keys = sorted(f"{frame.prefix}/{cell.path}" for cell in cells)
-    if location.scheme == "file" and scratch is not None:
+    ordered = sorted(cells, key=lambda cell: cell.path)
+    if scratch is not None and (fetch is not None or location.scheme == "file"):
         scratch.mkdir(parents=True, exist_ok=True)
         linked = Path(tempfile.mkdtemp(prefix=frame.full_name + ".", dir=scratch))
-        for n, key in enumerate(keys):
+        for n, cell in enumerate(ordered):
+            key = f"{frame.prefix}/{cell.path}"
             try:
-                os.link(cell_url(location, key), linked / f"{n:06d}.parquet")
-            except FileNotFoundError:
-                raise missing_cells(frame, [key.removeprefix(frame.prefix + "/")]) from None
+                source = fetch(key) if fetch is not None else Path(cell_url(location, key))
+                os.link(source, linked / f"{n:06d}.parquet")
+            except (FileNotFoundError, NotFoundError):
+                raise missing_cells(frame, [cell.path]) from None
+            # A stat of the link just made: the size costs no request and no footer read.
+            check_identity(cell, frame.full_name, size=(linked / f"{n:06d}.parquet").stat().st_size)
         return Table(ctx.read_parquet(str(linked), schema=schema))
     check_present(frame, cells)
     df = None
-    for key in keys:
-        part = ctx.read_parquet(cell_url(location, key), schema=schema)
+    for cell in ordered:
+        part = ctx.read_parquet(cell_url(location, f"{frame.prefix}/{cell.path}"), schema=schema)
         df = part if df is None else df.union(part)
     return Table(df)
 
 
 def check_present(frame: Frame, cells: Sequence[CellMeta]) -> None:
-    """List the narrowest folder holding all ``cells``; fail loudly if any of them is gone.
+    """List the narrowest folder holding all ``cells``; fail loudly if any is gone or replaced.
 
-    DataFusion would read a missing file as an empty one. One listing (a partition's folder for
-    a selective query), not one request per cell.
+    DataFusion would read a missing file as an empty one, and a replaced one as if it were the
+    cell. One listing (a partition's folder for a selective query), not one request per cell;
+    the listing carries each object's size, which must be the size the ledger recorded.
     """
     folders = [posixpath.dirname(cell.path) for cell in cells]
     common = posixpath.commonpath(folders) if all(folders) else ""
     prefix = f"{frame.prefix}/{common}" if common else frame.prefix
-    present = {info.path for info in frame.storage.list(prefix)}
+    present = {info.path: info.size for info in frame.storage.list(prefix)}
     missing = [cell.path for cell in cells if f"{frame.prefix}/{cell.path}" not in present]
     if missing:
         raise missing_cells(frame, missing)
+    for cell in cells:
+        check_identity(cell, frame.full_name, size=present[f"{frame.prefix}/{cell.path}"])
 
 
 def missing_cells(frame: Frame, missing: Sequence[str]) -> StorageError:
