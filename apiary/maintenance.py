@@ -15,6 +15,7 @@ from apiary.cells.writer import write_cells
 from apiary.errors import ConfigError
 from apiary.frame import Frame
 from apiary.ledger import CellMeta, LedgerEntry
+from apiary.storage.local import delete_staged, staged_uploads
 
 log = logging.getLogger("apiary.maintenance")
 
@@ -24,6 +25,7 @@ SAFE_RETENTION = timedelta(hours=1)
 @dataclass
 class VacuumReport:
     deleted: list[str] = field(default_factory=list)
+    temp_files: list[str] = field(default_factory=list)  # staged uploads of killed writers
     bytes_freed: int = 0
     kept_recent: int = 0  # unreferenced but younger than the retention
     dry_run: bool = False
@@ -31,9 +33,11 @@ class VacuumReport:
     def to_dict(self) -> dict[str, object]:
         return {
             "cells_deleted": len(self.deleted),
+            "temp_files_deleted": len(self.temp_files),
             "bytes_freed": self.bytes_freed,
             "kept_within_retention": self.kept_recent,
             "dry_run": self.dry_run,
+            "deleted_paths": self.deleted + self.temp_files,
         }
 
 
@@ -44,7 +48,8 @@ def vacuum(
 
     "Older" is measured on the storage's clock: an orphan (its writer died before committing)
     from the time it was uploaded, a replaced cell from the time its removal was committed, so
-    time travel keeps working for at least ``retention``.
+    time travel keeps working for at least ``retention``. The staged files of uploads that never
+    completed (a writer killed mid-put on a local root) go by the time they were last written.
     """
     if retention < SAFE_RETENTION and not force:
         raise ConfigError(
@@ -71,10 +76,19 @@ def vacuum(
         report.bytes_freed += obj.size
         if not dry_run:
             frame.storage.delete(obj.path)
+    for staged in staged_uploads(frame.storage.location, frame.prefix):
+        if now - staged.last_modified < retention:
+            report.kept_recent += 1
+            continue
+        report.temp_files.append(staged.path[len(cell_prefix) :])
+        report.bytes_freed += staged.size
+        if not dry_run:
+            delete_staged(frame.storage.location, staged.path)
     log.info(
-        "vacuum %s: %d cells, %d bytes%s",
+        "vacuum %s: %d cells, %d temporary files, %d bytes%s",
         frame.full_name,
         len(report.deleted),
+        len(report.temp_files),
         report.bytes_freed,
         " (dry run)" if dry_run else "",
     )

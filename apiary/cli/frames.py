@@ -36,9 +36,15 @@ def vacuum_cmd(
         )
     verb = "would delete" if dry_run else "deleted"
     console.print(
-        f"{frame}: {verb} {report['cells_deleted']} cells ({report['bytes_freed']:,} bytes); "
-        f"{report['kept_within_retention']} unreferenced cells kept within the retention"
+        f"{frame}: {verb} {report['cells_deleted']} cells and {report['temp_files_deleted']} "
+        f"temporary file(s) of interrupted uploads ({report['bytes_freed']:,} bytes); "
+        f"{report['kept_within_retention']} unreferenced cells kept within the retention",
+        highlight=False,
+        soft_wrap=True,  # one line, whatever the terminal width: scripts grep it
     )
+    if dry_run:
+        for path in report["deleted_paths"]:  # type: ignore[attr-defined]
+            console.print(f"  {path}", markup=False, highlight=False)
 
 
 @click.command("compact")
