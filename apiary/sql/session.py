@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-from datafusion import LogicalPlan, SessionConfig, SessionContext, SQLOptions
+from datafusion import LogicalPlan, SessionConfig, SessionContext
 from datafusion.catalog import Catalog, Schema, Table
 
 from apiary.catalog.models import RegistryState
@@ -29,6 +29,7 @@ from apiary.sql.messages import execution_error, planning_error
 from apiary.sql.plan import scans
 from apiary.sql.planning import PlanningHive
 from apiary.sql.pruning import And, Or, Predicate, Pruned, prune
+from apiary.sql.readonly import READ_ONLY
 from apiary.sql.sources import (
     frame_table,
     in_memory,
@@ -43,7 +44,7 @@ from apiary.swarm.decompose import NotDistributable, decompose
 if TYPE_CHECKING:
     from apiary.sdk import Apiary
 
-_OPTIONS = SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
+_OPTIONS = READ_ONLY  # one home for the options, shared with workers (apiary.sql.readonly)
 
 
 @dataclass

@@ -3,46 +3,170 @@
 _queries/<query_id>/manifest.json                    written by the coordinator only
 _queries/<query_id>/<task_id>.<node_id>.arrow        a partial result (Arrow IPC stream)
 _queries/<query_id>/<task_id>.<node_id>.error.json   a task that failed on that node
+
+Anyone who can write to the bucket can write a manifest, so a worker treats every field as
+untrusted input: ids are safe tokens, the frame prefix is a valid ``hive/box/frame``, cell paths
+stay inside it, and sizes are bounded. What a manifest's fragment may do is checked separately
+(:func:`apiary.sql.readonly.check_read_only`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import re
+from typing import Annotated, Any
 
-from pydantic import BaseModel
+from pydantic import (
+    BaseModel,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from apiary.cells.types import schema_from_json
+from apiary.errors import SerializationError
+from apiary.names import validate_name
 
 QUERIES = "_queries"
 
+# Bounds well above what a coordinator writes (one task per bee, a frame's cells), so a
+# hostile manifest cannot make a worker parse, download or plan without limit.
+MAX_MANIFEST_BYTES = 64 * 2**20
+MAX_TASKS = 10_000
+MAX_CELLS_PER_TASK = 1_000_000
+MAX_ATTEMPTS = 100
+MAX_COLUMNS = 10_000
+MAX_FRAGMENT_CHARS = 1_000_000
+MAX_CELL_PATH = 1024
+
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+# Query and task ids become parts of object names: letters, digits, '_' and '-' only.
+Token = Annotated[str, StringConstraints(pattern=f"^{_TOKEN.pattern}$")]
+# Node ids are only compared, never used in a path by a worker (it names objects by its own id).
+NodeId = Annotated[
+    str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^/\\\x00-\x1f\x7f]+$")
+]
+
+
+def is_token(text: object) -> bool:
+    return isinstance(text, str) and _TOKEN.fullmatch(text) is not None
+
 
 class Attempt(BaseModel):
-    node: str
-    outcome: str = ""  # "", "error: ...", "timed out", "node died"
+    node: NodeId
+    outcome: str = Field("", max_length=10_000)  # "", "error: ...", "timed out", "node died"
 
 
 class CellRef(BaseModel):
     path: str  # relative to the frame folder
-    rows: int
-    bytes: int
+    rows: int = Field(ge=0)
+    bytes: int = Field(ge=0)
+
+    @field_validator("path")
+    @classmethod
+    def _inside_the_frame(cls, path: str) -> str:
+        parts = path.split("/")
+        if (
+            len(path) > MAX_CELL_PATH
+            or not path.endswith(".parquet")
+            or any(part in ("", ".", "..") for part in parts)
+            or any(c == "\\" or ord(c) < 32 or c == "\x7f" for c in path)
+        ):
+            raise ValueError(
+                "a cell path must be a relative path inside the frame folder ending in .parquet "
+                "(no '..', leading '/', '\\' or control characters)"
+            )
+        return path
 
 
 class Task(BaseModel):
-    task_id: str
-    cells: list[CellRef]
-    node: str  # current assignee
-    attempts: list[Attempt] = []
+    task_id: Token
+    cells: list[CellRef] = Field(max_length=MAX_CELLS_PER_TASK)
+    node: NodeId  # current assignee
+    attempts: list[Attempt] = Field([], max_length=MAX_ATTEMPTS)
 
 
 class Manifest(BaseModel):
-    query_id: str
-    coordinator: str
+    query_id: Token
+    coordinator: NodeId
     frame_prefix: str
     frame_name: str
-    columns: list[dict[str, Any]]  # the frame schema (apiary.cells.types.schema_to_json)
-    fragment_sql: str
-    tasks: list[Task]
+    columns: list[dict[str, Any]] = Field(max_length=MAX_COLUMNS)  # schema_to_json's form
+    fragment_sql: str = Field(max_length=MAX_FRAGMENT_CHARS)
+    tasks: list[Task] = Field(max_length=MAX_TASKS)
+
+    @field_validator("frame_prefix")
+    @classmethod
+    def _frame_folder(cls, prefix: str) -> str:
+        parts = prefix.split("/")
+        if len(parts) != 3:
+            raise ValueError("frame_prefix must be hive/box/frame")
+        for part, kind in zip(parts, ("hive", "box", "frame"), strict=True):
+            validate_name(part, kind)  # an InvalidNameError is a ValueError
+        return prefix
+
+    @field_validator("columns")
+    @classmethod
+    def _schema(cls, columns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        schema_from_json(columns)  # a SchemaError (a ValueError) names what is wrong
+        return columns
+
+    @model_validator(mode="after")
+    def _names_agree(self) -> Manifest:
+        if self.frame_name != self.frame_prefix.replace("/", "."):
+            raise ValueError("frame_name must be frame_prefix with '.' for '/'")
+        return self
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
+
+    @classmethod
+    def from_stored(cls, data: bytes, query_id: str) -> Manifest:
+        """The manifest stored in ``query_id``'s folder, validated; else SerializationError."""
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise SerializationError(
+                f"manifest is {len(data)} bytes; the limit is {MAX_MANIFEST_BYTES}"
+            )
+        try:
+            manifest = cls.model_validate_json(data)
+        except ValidationError as exc:
+            raise SerializationError(_describe(exc)) from None
+        if manifest.query_id != query_id:
+            raise SerializationError("query_id does not match the manifest's folder")
+        return manifest
+
+
+def assigned(data: bytes, node_id: str) -> list[tuple[str, int]]:
+    """(task id, attempts) of each task a refused manifest gives ``node_id``, where that id is
+    safe to name an error object with: the coordinator then learns why nothing came back."""
+    try:
+        tasks = json.loads(data)["tasks"][:MAX_TASKS]
+        return [
+            (t["task_id"], len(t.get("attempts") or []))
+            for t in tasks
+            if isinstance(t, dict) and t.get("node") == node_id and is_token(t.get("task_id"))
+        ]
+    except (ValueError, TypeError, KeyError):
+        return []
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = [
+        f"{'.'.join(map(str, e['loc'])) or 'manifest'}: {e['msg'].removeprefix('Value error, ')}"
+        for e in exc.errors(include_url=False)[:3]
+    ]
+    more = exc.error_count() - len(problems)
+    return "; ".join(p[:300] for p in problems) + (f" (and {more} more)" if more > 0 else "")
+
+
+def query_id_in(path: str) -> str | None:
+    """The query id of ``_queries/<id>/manifest.json``, or None unless it is a safe token."""
+    parts = path.split("/")
+    if len(parts) == 3 and parts[0] == QUERIES and parts[2] == "manifest.json":
+        return parts[1] if is_token(parts[1]) else None
+    return None
 
 
 def manifest_path(query_id: str) -> str:

@@ -13,22 +13,38 @@ from datafusion import DataFrame, SessionContext
 from datafusion.catalog import Table
 
 from apiary.cells.types import schema_from_json
-from apiary.errors import ApiaryError, NotFoundError
+from apiary.errors import ApiaryError, NotFoundError, SerializationError, SqlError
 from apiary.ledger import CellMeta
 from apiary.runtime.bees import BeePool
 from apiary.runtime.cache import CellCache
+from apiary.sql.readonly import READ_ONLY, plan_read_only
 from apiary.sql.sources import (
     frame_table,
     missing_cells,
+    placeholder,
     plain_types,
     register_object_store,
     scan_schema,
     scratch_folder,
 )
-from apiary.storage import Storage
-from apiary.swarm.manifest import QUERIES, Manifest, Task, error_path, result_path
+from apiary.storage import ObjectInfo, Storage
+from apiary.swarm.manifest import (
+    MAX_MANIFEST_BYTES,
+    QUERIES,
+    Manifest,
+    Task,
+    assigned,
+    error_path,
+    query_id_in,
+    result_path,
+)
 
 log = logging.getLogger("apiary.worker")
+
+TASK_TABLE = "task_cells"  # the one table a fragment may read: the task's own cells
+_WHO_WRITES = (
+    "only Apiary coordinators should write to _queries/; check who can write to the bucket"
+)
 
 
 def ipc_bytes(table: pa.Table) -> bytes:
@@ -60,6 +76,7 @@ class Worker:
         self.cache = cache
         self.pool = pool  # with a pool, each task runs in a bee's memory budget and deadline
         self.answered: set[tuple[str, str, int]] = set()
+        self.refused: set[tuple[str, object]] = set()  # manifests refused with no task to answer
         self.tasks_run = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -83,15 +100,31 @@ class Worker:
                 log.exception("worker poll failed")
 
     def poll(self) -> int:
-        """One look at ``_queries/``; returns how many tasks this node ran."""
+        """One look at ``_queries/``; returns how many tasks this node ran.
+
+        A manifest is untrusted input: one that fails validation is refused (with an error
+        object for each task it gives this node, so the query fails clearly), never run.
+        """
         ran = 0
         for info in self.storage.list(QUERIES):
             if not info.path.endswith("/manifest.json"):
                 continue
+            query_id = query_id_in(info.path)
+            if query_id is None:
+                self._refuse(info, None, b"", "its folder is not named by a query id")
+                continue
+            if info.size > MAX_MANIFEST_BYTES:
+                self._refuse(info, query_id, b"", f"it is larger than {MAX_MANIFEST_BYTES} bytes")
+                continue
             try:
-                manifest = Manifest.model_validate_json(self.storage.get(info.path))
-            except (NotFoundError, ValueError):
-                continue  # finished and deleted meanwhile, or being rewritten
+                data = self.storage.get(info.path)
+            except NotFoundError:
+                continue  # finished and deleted meanwhile
+            try:
+                manifest = Manifest.from_stored(data, query_id)
+            except SerializationError as exc:
+                self._refuse(info, query_id, data, str(exc))
+                continue
             for task in manifest.tasks:
                 key = (manifest.query_id, task.task_id, len(task.attempts))
                 if task.node != self.node_id or key in self.answered:
@@ -101,9 +134,29 @@ class Worker:
                 ran += 1
         return ran
 
+    def _refuse(self, info: ObjectInfo, query_id: str | None, data: bytes, reason: str) -> None:
+        """Answer a bad manifest's tasks for this node with the reason; else just log it once."""
+        message = f"manifest {info.path[:200]} refused: {reason}. {_WHO_WRITES}"
+        targets = [
+            (task_id, attempts)
+            for task_id, attempts in (assigned(data, self.node_id) if query_id else [])
+            if (query_id, task_id, attempts) not in self.answered
+        ]
+        if not targets:
+            if (info.path, info.last_modified) not in self.refused:
+                self.refused.add((info.path, info.last_modified))
+                log.warning("%s", message)
+            return
+        assert query_id is not None
+        for task_id, attempts in targets:
+            self.answered.add((query_id, task_id, attempts))
+            log.warning("task %s: %s", task_id, message)
+            self.storage.put(error_path(query_id, task_id, self.node_id), message[:2000].encode())
+
     def run_task(self, manifest: Manifest, task: Task) -> None:
         self.before_task(task)
         try:
+            check_fragment(manifest)  # before any cell is fetched or any bee is taken
             if self.pool is None:
                 result = self._execute(manifest, task, SessionContext())
             else:
@@ -139,8 +192,10 @@ class Worker:
                 table = self._cached_table(ctx, frame, cells, scratch)
             else:
                 table = frame_table(ctx, frame, cells, scratch)  # type: ignore[arg-type]
-            ctx.register_table("task_cells", table)
-            return plain_types(collect(ctx.sql(manifest.fragment_sql)))
+            ctx.register_table(TASK_TABLE, table)
+            # Checked by check_fragment; here task_cells is a view over the cells, whose scans
+            # the plan shows by file, so the options alone hold it to read-only again.
+            return plain_types(collect(ctx.sql_with_options(manifest.fragment_sql, READ_ONLY)))
 
     def _cached_table(
         self, ctx: SessionContext, frame: _TaskFrame, cells: list[CellMeta], scratch: Path
@@ -155,6 +210,21 @@ class Worker:
                 raise missing_cells(frame, [cell.path]) from None
             os.link(local, scratch / f"{n:06d}.parquet")
         return Table(ctx.read_parquet(str(scratch), schema=scan_schema(frame.schema)))
+
+
+def check_fragment(manifest: Manifest) -> None:
+    """Refuse a fragment that is anything but a read-only query over the task's cells.
+
+    Planned against an empty stand-in of the frame, so nothing is read, fetched or run.
+    """
+    ctx = SessionContext()
+    ctx.register_table(TASK_TABLE, placeholder(scan_schema(schema_from_json(manifest.columns))))
+    try:
+        plan_read_only(ctx, manifest.fragment_sql, {TASK_TABLE})
+    except SqlError as exc:
+        raise SqlError(
+            f"the fragment of query {manifest.query_id} was refused: {exc}. {_WHO_WRITES}"
+        ) from None
 
 
 class _TaskFrame:
