@@ -7,7 +7,6 @@ CSV shows how far through the file the reader really is.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
-from apiary.errors import SchemaError
+from apiary.errors import SchemaError, SerializationError
 
 FORMATS = ("csv", "tsv", "parquet", "json")
 _SUFFIXES = {
@@ -31,6 +30,8 @@ _SUFFIXES = {
     ".ndjson": "json",
 }
 _BLOCK_BYTES = 4 << 20  # CSV/JSON parse blocks; also the granularity of type inference
+# pyarrow's default null spellings minus NaN's: a float "NaN" is a value, not a missing one.
+_CSV_NULLS = [v for v in pa_csv.ConvertOptions().null_values if v.lstrip("-").lower() != "nan"]
 
 
 def detect_format(path: Path) -> str:
@@ -64,9 +65,15 @@ class FileSource:
         if self.format not in FORMATS:
             raise SchemaError(f"unknown format {self.format!r}; use one of {', '.join(FORMATS)}")
         self.size = path.stat().st_size
+        if self.size == 0:
+            raise SchemaError(f"{path}: the file is empty (not even a header); nothing to load")
 
     def chunks(self, chunk_rows: int, schema: pa.Schema | None = None) -> Iterator[Chunk]:
-        """Chunks of the file; text formats parse columns as ``schema``'s types when given."""
+        """Chunks of the file; text formats parse columns as ``schema``'s types when given.
+
+        A file with columns but no rows (a CSV header, an empty Parquet file) yields one empty
+        chunk, so a load can still create the frame from it.
+        """
         try:
             yield from self._chunks(chunk_rows, schema)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
@@ -79,30 +86,42 @@ class FileSource:
             raise SchemaError(
                 f"{self.path}: cannot read as {self.format} with {hint}: {exc}"
             ) from exc
+        except OSError as exc:  # a cut-short gzip stream or Parquet file, a bad disk
+            raise SerializationError(
+                f"{self.path}: the file is truncated or corrupt ({exc}). Rows after the last "
+                "commit were not loaded: fetch the file again and load the rows still missing"
+            ) from exc
 
     def _chunks(self, chunk_rows: int, schema: pa.Schema | None) -> Iterator[Chunk]:
-        with self.path.open("rb") as raw:
+        # A native file, not a Python one: pyarrow's read-ahead threads then never need the GIL,
+        # which aborted the process at exit when a read failed part-way (a truncated .gz).
+        with pa.OSFile(str(self.path)) as raw:
+            columns, batches = self._batches(raw, schema)
             pending: list[pa.RecordBatch] = []
             rows = 0
-            for batch in self._batches(raw, schema):
+            empty = True
+            for batch in batches:
                 while rows + batch.num_rows >= chunk_rows:  # cut exactly at chunk_rows
                     take = chunk_rows - rows
                     pending.append(batch.slice(0, take))
                     batch = batch.slice(take)
                     yield Chunk(pa.Table.from_batches(pending), raw.tell())
-                    pending, rows = [], 0
+                    pending, rows, empty = [], 0, False
                 if batch.num_rows:
                     pending.append(batch)
                     rows += batch.num_rows
             if pending:
                 yield Chunk(pa.Table.from_batches(pending), self.size)
+            elif empty:
+                yield Chunk(_without_nulls(columns).empty_table(), self.size)
 
     def _batches(
-        self, raw: io.BufferedReader, schema: pa.Schema | None
-    ) -> Iterator[pa.RecordBatch]:
+        self, raw: pa.NativeFile, schema: pa.Schema | None
+    ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """The file's columns and its batches."""
         if self.format == "parquet":
-            yield from pq.ParquetFile(raw).iter_batches(batch_size=64 * 1024)
-            return
+            parquet = pq.ParquetFile(raw)
+            return parquet.schema_arrow, parquet.iter_batches(batch_size=64 * 1024)
         stream: object = raw
         if self.path.suffix.lower() == ".gz":
             stream = pa.CompressedInputStream(raw, "gzip")
@@ -120,6 +139,11 @@ class FileSource:
                 stream,
                 read_options=pa_csv.ReadOptions(block_size=_BLOCK_BYTES),
                 parse_options=pa_csv.ParseOptions(delimiter=delimiter),
-                convert_options=pa_csv.ConvertOptions(column_types=types),
+                convert_options=pa_csv.ConvertOptions(column_types=types, null_values=_CSV_NULLS),
             )
-        yield from reader
+        return reader.schema, iter(reader)
+
+
+def _without_nulls(schema: pa.Schema) -> pa.Schema:
+    """Columns of a file with no rows: a type that could not be guessed (null) becomes string."""
+    return pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in schema])

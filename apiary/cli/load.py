@@ -16,8 +16,8 @@ from rich.progress import (
 )
 
 from apiary.cells.files import FORMATS, FileSource
-from apiary.cli.common import console, frame_argument, split_frame, storage_options
-from apiary.errors import EntityNotFoundError
+from apiary.cli.common import console, err_console, frame_argument, split_frame, storage_options
+from apiary.errors import ApiaryError, EntityNotFoundError
 from apiary.sdk import Apiary
 
 
@@ -71,25 +71,48 @@ def load(
     sources = [FileSource(path, fmt) for path in files]  # every file checked before any write
     total_bytes = sum(s.size for s in sources)
     rows = commits = 0
-    first_version: int | None = None
+    first_version = last_version = None
+    columns_only: tuple[pa.Table, FileSource] | None = None  # a file with columns and no rows
     with Apiary(name, storage) as ap, _progress() as progress:
         schema = _existing_schema(ap, hive, box, frame_name, partition_by)
         bar = progress.add_task("loading", total=total_bytes)
         done_before = 0
-        for source in sources:
-            progress.update(bar, description=source.path.name)
-            for chunk in source.chunks(chunk_rows, schema):
-                if schema is None:
-                    _create(ap, hive, box, frame_name, chunk.table.schema, partition_by)
-                    schema = ap.frame(hive, box, frame_name).schema
-                write = ap.overwrite_frame if replace and commits == 0 else ap.write_to_frame
-                result = write(hive, box, frame_name, chunk.table)
-                first_version = first_version if first_version is not None else result["version"]
-                rows += result["rows_written"]
-                commits += 1
-                progress.update(bar, completed=done_before + chunk.bytes_done)
-            done_before += source.size
-            progress.update(bar, completed=done_before)
+        try:
+            for source in sources:
+                progress.update(bar, description=source.path.name)
+                for chunk in source.chunks(chunk_rows, schema):
+                    if schema is None and chunk.table.num_rows == 0:
+                        # Columns but no rows: create from them only if no later file has rows.
+                        columns_only = columns_only or (chunk.table, source)
+                        continue
+                    if schema is None:
+                        _create(ap, hive, box, frame_name, chunk.table, source, partition_by)
+                        schema = ap.frame(hive, box, frame_name).schema
+                    if chunk.table.num_rows == 0 and not (replace and commits == 0):
+                        continue  # a header without rows: nothing to commit
+                    write = ap.overwrite_frame if replace and commits == 0 else ap.write_to_frame
+                    result = write(hive, box, frame_name, chunk.table)
+                    first_version = (
+                        first_version if first_version is not None else result["version"]
+                    )
+                    last_version = result["version"]
+                    rows += result["rows_written"]
+                    commits += 1
+                    progress.update(bar, completed=done_before + chunk.bytes_done)
+                done_before += source.size
+                progress.update(bar, completed=done_before)
+            if schema is None and columns_only is not None:
+                _create(ap, hive, box, frame_name, *columns_only, partition_by)
+        except ApiaryError:
+            if commits:  # the load docs promise: committed chunks stay, and we say which
+                err_console.print(
+                    f"{frame}: {rows:,} rows in {commits} commit(s) were loaded before the error "
+                    f"(versions {first_version} to {last_version}); they stay",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            raise
         info = ap.get_frame(hive, box, frame_name)
     versions = (
         "no commits" if first_version is None else f"versions {first_version} to {info['version']}"
@@ -128,9 +151,23 @@ def _existing_schema(
 
 
 def _create(
-    ap: Apiary, hive: str, box: str, frame: str, schema: pa.Schema, partition_by: tuple[str, ...]
+    ap: Apiary,
+    hive: str,
+    box: str,
+    frame: str,
+    first: pa.Table,
+    source: FileSource,
+    partition_by: tuple[str, ...],
 ) -> None:
     ap.create_hive(hive)
     ap.create_box(hive, box)
-    ap.create_frame(hive, box, frame, schema, partition_by=list(partition_by))
-    console.print(f"created {hive}.{box}.{frame} from the first file's columns")
+    ap.create_frame(hive, box, frame, first.schema, partition_by=list(partition_by))
+    if first.num_rows or source.format == "parquet":
+        console.print(f"created {hive}.{box}.{frame} from the first file's columns")
+        return
+    console.print(
+        f"created {hive}.{box}.{frame} from the header of {source.path.name}, which has no rows "
+        "to guess types from: every column without a known type is a string. To load typed "
+        "data later, drop it and create it with a schema (Apiary.create_frame).",
+        highlight=False,
+    )
