@@ -90,6 +90,11 @@ class Settings(BaseSettings):
         ge=0,
         description="cells a query must scan before it is shared with other nodes; 0: never",
     )
+    write_wait_max: float = Field(
+        5.0,
+        ge=0,
+        description="seconds a write waits at most on a hot node (its share: how near critical)",
+    )
     task_timeout: float = Field(30.0, gt=0, description="seconds a node has to answer a task")
     task_attempts: int = Field(3, ge=1, description="nodes a task is tried on before abandoning")
     worker_poll_interval: float = Field(0.5, gt=0, description="seconds between looks for tasks")

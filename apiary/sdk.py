@@ -39,7 +39,7 @@ from apiary.runtime.cache import CellCache
 from apiary.runtime.colony import Colony, system_sampler
 from apiary.runtime.node import HeartbeatLoop
 from apiary.runtime.world import Heartbeat, NodeView, Timings, read_world
-from apiary.storage import Location, RetryPolicy, Storage, apiary_home, open_storage
+from apiary.storage import Location, RetryPolicy, Storage, apiary_home, open_storage, redact
 from apiary.version import __version__
 from hardware.budgets import Budgets, budgets
 from hardware.detect import HardwareProfile, detect
@@ -142,7 +142,7 @@ class Apiary:
 
     def __repr__(self) -> str:
         where = self._storage.location if self._storage else (self._storage_uri or "default")
-        return f"Apiary({self.name!r}, storage={str(where)!r})"
+        return f"Apiary({self.name!r}, storage={redact(str(where))!r})"  # as typed, if unstarted
 
     @property
     def node_id(self) -> str:
@@ -198,8 +198,14 @@ class Apiary:
         with self._lock:
             if self._colony is None:
                 thermal = thermal_pressure if self.hardware.is_pi else (lambda: None)
-                sampler = system_sampler(self.budgets.node_memory_bytes)
-                self._colony = Colony(self.pool, thermal=thermal, sampler=sampler)
+                b = self.budgets
+                sampler = system_sampler(b.node_memory_bytes, b.bees)
+                self._colony = Colony(
+                    self.pool,
+                    thermal=thermal,
+                    sampler=sampler,
+                    write_wait_max=self.settings.write_wait_max,
+                )
             return self._colony
 
     @property
@@ -499,7 +505,7 @@ class Apiary:
     ) -> dict[str, Any]:
         started = time.perf_counter()
         handle = self.frame(hive, box, frame)
-        self.colony.admit_write()  # a hot node makes writers wait a little (bounded)
+        waited = self.colony.admit_write()  # a hot node makes writers wait a little (bounded)
         outcome = handle.write(
             data,
             sizing=self.sizing,
@@ -512,6 +518,7 @@ class Apiary:
             "rows_written": outcome.rows,
             "bytes_written": outcome.bytes,
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            "waited_ms": round(waited * 1000, 3),  # of duration_ms, held back by a hot node
             "temperature": self.colony.temperature(),
         }
 

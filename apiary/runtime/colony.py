@@ -17,31 +17,63 @@ from apiary.errors import ApiaryError
 from apiary.runtime import temperature
 from apiary.runtime.bees import BeePool
 
+DEFAULT_WRITE_WAIT_MAX = 5.0  # seconds a write waits at most, on a critical node
 HISTORY_KEPT = 120  # samples: a minute at the default half-second spacing, enough for a sparkline
 
 
 @dataclass(frozen=True)
 class Reading:
-    """CPU utilisation and memory pressure, each 0..1; ``queue`` (waiting callers per bee)
-    is measured from the pool unless a sampler sets it."""
+    """This node's own load, each 0..1: ``cpu`` is its process's CPU (bee threads included) over
+    its cores, ``memory`` its RSS over its memory budget, ``queue`` waiting callers per bee
+    (measured from the pool unless a sampler sets it). ``machine`` is the whole machine's load,
+    other programs included: a minor input (see ``temperature.MACHINE_SHARE``)."""
 
     cpu: float
     memory: float
     queue: float | None = None
+    machine: float = 0.0
 
 
-def system_sampler(memory_budget: int | None = None) -> Callable[[], Reading]:
-    """Readings of this machine: CPU since the previous reading; memory as the worse of the
-    system's use and this process's RSS over ``memory_budget`` (pass the node's cgroup-aware
-    budget; None = physical memory)."""
+# CPU figures over a shorter window are noise: a process that just ran a line of Python for a
+# millisecond was "100 % busy" in it.
+MIN_CPU_WINDOW = 0.2
+
+
+def system_sampler(
+    memory_budget: int | None = None,
+    cores: int | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> Callable[[], Reading]:
+    """Readings of this process on this machine, CPU measured since the previous reading.
+
+    ``memory_budget`` is the node's cgroup-aware budget (None = physical memory) and ``cores``
+    the cores it may use (None = all of the machine's). The machine's own CPU and memory use
+    become ``machine``.
+    """
     budget = memory_budget or psutil.virtual_memory().total
+    share = 100.0 * (cores or psutil.cpu_count() or 1)
     process = psutil.Process()
-    psutil.cpu_percent(interval=None)  # the first call only starts psutil's measuring window
+    # The first calls only start psutil's measuring windows.
+    process.cpu_percent(interval=None)
+    psutil.cpu_percent(interval=None)
+    last = {"at": clock(), "own": 0.0, "machine": 0.0}
 
     def reading() -> Reading:
-        own = process.memory_info().rss / budget
-        system = psutil.virtual_memory().percent / 100
-        return Reading(psutil.cpu_percent(interval=None) / 100, max(own, system))
+        now = clock()
+        if now - last["at"] >= MIN_CPU_WINDOW:
+            last.update(
+                at=now,
+                own=process.cpu_percent(interval=None) / share,
+                machine=psutil.cpu_percent(interval=None) / 100,
+            )
+        own_memory = process.memory_info().rss / budget
+        machine_memory = psutil.virtual_memory().percent / 100
+        return Reading(
+            cpu=min(last["own"], 1.0),
+            memory=own_memory,
+            machine=max(last["machine"], machine_memory),
+        )
 
     return reading
 
@@ -50,8 +82,10 @@ class Colony:
     """Temperature of one node's bee pool, with the regulation the SPEC asks for.
 
     ``thermal`` returns thermal pressure 0..1 (0 = cool, 1 = at the SoC's throttle point) or
-    None where unknown. Readings are reused for ``min_interval`` seconds: psutil's CPU figure
-    over a few milliseconds is noise, and the history keeps an even pace.
+    None where unknown. A hot node's writers wait up to ``write_wait_max`` seconds, in proportion
+    to how far above the hot threshold it is (``temperature.write_wait``). Readings are reused
+    for ``min_interval`` seconds: psutil's CPU figure over a few milliseconds is noise, and the
+    history keeps an even pace.
     """
 
     def __init__(
@@ -65,6 +99,7 @@ class Colony:
         min_interval: float = 0.5,
         history: int = HISTORY_KEPT,
         step: float = 0.1,
+        write_wait_max: float = DEFAULT_WRITE_WAIT_MAX,
     ) -> None:
         self.pool = pool
         self._thermal = thermal
@@ -73,6 +108,7 @@ class Colony:
         self._clock = clock
         self._min_interval = min_interval
         self._step = step
+        self.write_wait_max = write_wait_max
         self._history: deque[float] = deque(maxlen=history)
         self._last: tuple[float, dict[str, Any]] | None = None
         self._lock = threading.Lock()
@@ -88,13 +124,14 @@ class Colony:
             if queue is None:
                 queue = self.pool.queue_depth / self.pool.size
             thermal = self._thermal()
-            value = temperature.blend(sample.cpu, sample.memory, queue, thermal)
+            value = temperature.blend(sample.cpu, sample.memory, queue, thermal, sample.machine)
             reading = {
                 "temperature": value,
                 "band": temperature.band(value),
                 "cpu": round(sample.cpu, 3),
                 "memory": round(sample.memory, 3),
                 "queue": round(queue, 3),
+                "machine": round(sample.machine, 3),
                 "thermal": thermal,
             }
             self._history.append(value)
@@ -114,19 +151,24 @@ class Colony:
 
     # -- regulation --------------------------------------------------------------------------
 
-    def admit_write(self, max_wait: float = 10.0) -> float:
-        """Wait while the node is hot or worse, at most ``max_wait`` s; return the seconds waited.
+    def admit_write(self, max_wait: float | None = None) -> float:
+        """Wait while the node is hot or worse; return the seconds waited.
 
-        The write then proceeds whatever the temperature: backpressure slows writers down, it
-        never loses their data.
+        The wait allowed is re-read at every step from the temperature, so it ends as soon as the
+        node cools; at most ``max_wait`` (default ``write_wait_max``) at critical. The write then
+        proceeds whatever the temperature: backpressure slows writers down, it never loses
+        their data.
         """
+        limit = self.write_wait_max if max_wait is None else max_wait
         waited = 0.0
         # Counted in steps slept, not by the clock, so the bound holds whatever the clock does.
-        while max_wait - waited > 1e-6 and self.band() in ("hot", "critical"):
-            pause = min(self._step, max_wait - waited)
+        while True:
+            allowed = temperature.write_wait(self.temperature(), limit)
+            if allowed - waited <= 1e-6:
+                return round(waited, 3)
+            pause = min(self._step, allowed - waited)
             self._sleep(pause)
             waited += pause
-        return round(waited, 3)
 
     def admit_query(self) -> None:
         """Refuse a new query while the node is critical."""

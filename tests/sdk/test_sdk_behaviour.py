@@ -59,6 +59,7 @@ def test_write_read_roundtrip_and_result_shape(ap: Apiary) -> None:
         "rows_written",
         "bytes_written",
         "duration_ms",
+        "waited_ms",
         "temperature",
     }
     assert (result["version"], result["rows_written"], result["cells_written"]) == (1, 100, 1)
