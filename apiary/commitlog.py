@@ -1,7 +1,10 @@
 """Numbered JSON objects created with ``put_if_absent``: the shape of both the registry and ledgers.
 
-``<prefix>/000000.json, 000001.json, ...`` — whoever creates version N first owns it; everyone
-else learns about it by listing *after* the last version they know, never the whole history.
+``<prefix>/000000.json, 000001.json, ...`` — whoever creates version N first owns it, and only
+after reading N-1, so versions have no gaps. A client that knows version N learns what is new by
+reading N+1, N+2, ... until one is absent: one GET per new entry (each must be read anyway) and
+one miss, whatever the length of the history. A listing, by contrast, grows with the history on a
+filesystem (the offset is applied after walking the folder) and also returns the checkpoints.
 ``<prefix>/_checkpoint/`` holds checkpoints and a hint naming the latest, so that opening a long
 log starts near its end.
 """
@@ -84,6 +87,27 @@ class CommitLog:
 
     def read(self, version: int) -> Any:
         return self.read_json(self.path(version))
+
+    def read_if_present(self, version: int) -> Any | None:
+        """Version ``version``'s document, or None when nobody has created it (yet)."""
+        try:
+            return self.read(version)
+        except NotFoundError:
+            return None
+
+    def exists(self, version: int) -> bool:
+        return self.storage.exists(self.path(version))
+
+    def last_version(self) -> int:
+        """The newest version by name alone (no entry is read); -1 for an empty log.
+
+        Lists from the checkpoint the hint names: for messages and checks, not hot paths.
+        """
+        checkpoint = self.latest_checkpoint()
+        found = self.versions_after(checkpoint - 1 if checkpoint else None)
+        if not found:
+            found = self.versions_after(None)  # a hint ahead of the entries (restored bucket)
+        return self.version_of(found[-1]) if found else -1
 
     def try_create(self, version: int, document: dict[str, Any]) -> bool:
         """Create version ``version``; False if another writer got there first."""

@@ -72,16 +72,14 @@ class Frame:
         Validation happens before any upload, so bad input leaves storage untouched.
         """
         table = conform(to_table(data), self.schema, self.partition_by)
-        remove: list[str] = []
-        if overwrite:
-            remove = list(self.ledger.latest().cells)
-        elif table.num_rows == 0:
+        if not overwrite and table.num_rows == 0:
             return WriteOutcome(self.ledger.latest().version, [], 0)
         cells = write_cells(
             self.storage, self.prefix, table, self.partition_by, sizing, max_partitions
         )
+        # An overwrite names no cells: the ledger removes whatever is live where it lands.
         entry: LedgerEntry = self.ledger.commit(
-            "rewrite_cells" if overwrite else "add_cells", cells, remove
+            "rewrite_cells" if overwrite else "add_cells", cells, replace_all=overwrite
         )
         return WriteOutcome(entry.version, cells, table.num_rows)
 

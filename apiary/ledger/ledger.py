@@ -2,8 +2,7 @@
 
 A commit uploads its cells first and then creates the next ledger version with
 ``put_if_absent``. Losing that race costs one short listing and a retry of the small JSON entry,
-never a re-upload: appends always rebase; a rewrite whose removed cells someone else already
-removed is a :class:`WriteConflictError`.
+never a re-upload. What the rebased entry removes is decided by :mod:`apiary.ledger.rebase`.
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime
+from typing import overload
 
 from pydantic import ValidationError
 
@@ -21,9 +21,9 @@ from apiary.errors import (
     EntityNotFoundError,
     NotFoundError,
     SerializationError,
-    WriteConflictError,
 )
 from apiary.ledger.models import CellMeta, Checkpoint, LedgerEntry, Operation, Snapshot
+from apiary.ledger.rebase import Change, removals
 from apiary.storage import Storage
 
 log = logging.getLogger("apiary.ledger")
@@ -52,31 +52,30 @@ class Ledger:
     # -- reading -----------------------------------------------------------------------------
 
     def latest(self) -> Snapshot:
-        """The newest committed snapshot (one short listing when already open)."""
+        """The newest committed snapshot (one GET that misses when already up to date).
+
+        A damaged newest entry is an error here (what is newest is unknown) while older
+        versions stay readable through :meth:`at`, which never reads past its version.
+        """
         snap = self._latest
         if snap is None:
-            snap = self._load_checkpoint(self.log.latest_checkpoint())
-        for info in self.log.versions_after(snap.version if snap.version >= 0 else None):
-            snap = snap.apply(self._read_entry(CommitLog.version_of(info)))
+            snap = self._base(self.log.latest_checkpoint())
+        snap = self._catch_up(snap)
         self._latest = snap
         return snap
 
     def at(self, version: int) -> Snapshot:
         """The snapshot as of ``version`` (time travel): nearest checkpoint, then entries."""
-        latest = self.latest()
-        if version == latest.version:
-            return latest
-        if not 0 <= version < latest.version:
+        known = self._latest
+        if known is not None and version == known.version:
+            return known
+        beyond = known is None or version > known.version
+        if version < 0 or (beyond and not self.log.exists(version)):
+            last = self.log.last_version()
             raise EntityNotFoundError(
-                f"frame {self.name} has no version {version}; its versions are 0..{latest.version}"
+                f"frame {self.name} has no version {version}; its versions are 0..{last}"
             )
-        snap = self._empty()
-        for checkpoint in range(version - version % CHECKPOINT_INTERVAL, 0, -CHECKPOINT_INTERVAL):
-            try:
-                snap = self._load_checkpoint(checkpoint)
-                break
-            except NotFoundError:
-                continue  # its writer died before writing it; an earlier one will do
+        snap = self._base(version)
         for v in range(snap.version + 1, version + 1):
             snap = snap.apply(self._read_entry(v))
         return snap
@@ -88,33 +87,86 @@ class Ledger:
             for info in self.log.versions_after(None)
         ]
 
+    def check_newest(self) -> int:
+        """Read the checkpoint the hint names and the newest entry; return the newest version.
+
+        Raises SerializationError naming a damaged object. Bounded cost (``apiary doctor``):
+        two GETs for the hint and its checkpoint, one listing from there, one GET of the entry.
+        """
+        checkpoint = self.log.latest_checkpoint()
+        if checkpoint:
+            try:
+                self._load_checkpoint(checkpoint)
+            except NotFoundError:
+                checkpoint = None  # the hint is ahead of a checkpoint that never landed
+        found = self.log.versions_after(checkpoint - 1 if checkpoint else None)
+        if not found:
+            return -1
+        newest = CommitLog.version_of(found[-1])
+        self._read_entry(newest)
+        return newest
+
     def _empty(self) -> Snapshot:
         return Snapshot(version=-1, frame_id=self.frame.frame_id)
 
-    def _load_checkpoint(self, version: int | None) -> Snapshot:
+    def _catch_up(self, snap: Snapshot) -> Snapshot:
+        """Apply the entries after ``snap``: versions have no gaps, so read until one misses."""
+        while (entry := self._read_entry(snap.version + 1, missing_ok=True)) is not None:
+            snap = snap.apply(entry)
+        return snap
+
+    def _base(self, version: int | None) -> Snapshot:
+        """The newest intact checkpoint at or before ``version``, else the empty frame."""
         if not version:
             return self._empty()
+        for checkpoint in range(version - version % CHECKPOINT_INTERVAL, 0, -CHECKPOINT_INTERVAL):
+            try:
+                return self._load_checkpoint(checkpoint)
+            except NotFoundError:
+                continue  # its writer died before writing it; an earlier one will do
+            except SerializationError as exc:  # entries remain the truth: only time is lost
+                log.warning("%s: skipping a damaged checkpoint: %s", self.name, exc)
+        return self._empty()
+
+    def _load_checkpoint(self, version: int) -> Snapshot:
         path = self.log.checkpoint_path(version)
         try:
             checkpoint = Checkpoint.model_validate(self.log.read_json(path))
         except ValidationError as exc:
-            raise SerializationError(f"ledger checkpoint {path} is damaged: {exc}") from exc
+            raise SerializationError(
+                f"ledger checkpoint {path} of frame {self.name} is damaged "
+                f"({exc.error_count()} problems); delete it: the entries before it rebuild the "
+                "same state, only opening the frame is slower"
+            ) from exc
+        if checkpoint.version != version or checkpoint.frame_id != self.frame.frame_id:
+            raise SerializationError(
+                f"ledger checkpoint {path} belongs to another frame or version; delete it"
+            )
         return Snapshot(
             version=checkpoint.version,
             frame_id=checkpoint.frame_id,
             cells={cell.path: cell for cell in checkpoint.cells},
         )
 
-    def _read_entry(self, version: int) -> LedgerEntry:
+    @overload
+    def _read_entry(self, version: int) -> LedgerEntry: ...
+    @overload
+    def _read_entry(self, version: int, *, missing_ok: bool) -> LedgerEntry | None: ...
+
+    def _read_entry(self, version: int, *, missing_ok: bool = False) -> LedgerEntry | None:
         path = self.log.path(version)
         try:
-            entry = LedgerEntry.model_validate(self.log.read_json(path))
+            document = self.log.read_if_present(version)
+        except SerializationError as exc:
+            raise self._damaged(version, "is not valid JSON") from exc
+        if document is None:
+            if missing_ok:
+                return None
+            raise self._damaged(version, "is missing")
+        try:
+            entry = LedgerEntry.model_validate(document)
         except ValidationError as exc:
-            raise SerializationError(
-                f"ledger entry {path} of frame {self.name} is damaged ({exc.error_count()} "
-                "problems). The frame cannot be read past this version until the entry is "
-                "restored; other frames are unaffected."
-            ) from exc
+            raise self._damaged(version, f"is damaged ({exc.error_count()} problems)") from exc
         if entry.version != version or entry.frame_id != self.frame.frame_id:
             raise SerializationError(
                 f"ledger entry {path} belongs to another frame or version "
@@ -122,6 +174,27 @@ class Ledger:
                 "files may have been left behind: drop and recreate the frame"
             )
         return entry
+
+    def _damaged(self, version: int, problem: str) -> SerializationError:
+        """Name the object, what still reads, and how to recover."""
+        path = self.log.path(version)
+        readable = (
+            f"versions 0..{version - 1} are intact and readable with version=<n>"
+            if version > 0
+            else "no version of it can be read"
+        )
+        recover = "Restore the object from a backup or the bucket's object versioning"
+        if not self.log.exists(version + 1):
+            recover += (
+                "; or, since it is the frame's newest entry, delete it: the frame then reads as "
+                f"version {version - 1} and takes writes again, and the commit it held is lost "
+                "(vacuum removes its cells)"
+            )
+        else:
+            recover += "; later versions cannot be read until it is back"
+        return SerializationError(
+            f"ledger entry {path} of frame {self.name} {problem}; {readable}. {recover}."
+        )
 
     # -- committing --------------------------------------------------------------------------
 
@@ -133,18 +206,29 @@ class Ledger:
         self.log.try_create(0, entry.to_json())
 
     def commit(
-        self, operation: Operation, add: list[CellMeta], remove: list[str] | None = None
+        self,
+        operation: Operation,
+        add: list[CellMeta],
+        remove: list[str] | None = None,
+        *,
+        replace_all: bool = False,
     ) -> LedgerEntry:
-        """Commit ``add``/``remove`` as the next version; rebase on lost races."""
-        remove = remove or []
+        """Commit ``add``/``remove`` as the next version; rebase on lost races.
+
+        ``replace_all`` makes a full overwrite: it removes every cell live at the version it
+        lands on (see :mod:`apiary.ledger.rebase`). The first attempt starts from the snapshot
+        this ledger already holds: when it is stale the conditional create says so, and
+        catching up costs the same GETs a refresh would have.
+        """
+        change = Change(operation, tuple(add), tuple(remove or ()), replace_all)
         commit_id = uuid.uuid4().hex
-        snap = self.latest()
+        snap = self._latest if self._latest is not None else self.latest()
         if snap.version < 0:
             self.create()
             snap = self.latest()
         for attempt in range(self.commit_retries + 1):
-            self._check_removable(snap, remove)
-            entry = self._entry(snap.version + 1, commit_id, operation, add, remove)
+            removed = removals(change, snap, self.name)
+            entry = self._entry(snap.version + 1, commit_id, operation, add, removed)
             if self.log.try_create(entry.version, entry.to_json()):
                 self._latest = snap.apply(entry)
                 self._maybe_checkpoint(self._latest)
@@ -152,21 +236,12 @@ class Ledger:
             log.debug(
                 "%s: lost version %d (attempt %d), rebasing", self.name, entry.version, attempt + 1
             )
-            snap = self.latest()
+            snap = self._latest = self._catch_up(snap)
         raise ConflictError(
             f"commit to {self.name} lost {self.commit_retries + 1} races in a row and was not "
             "applied; its cells are unreferenced and vacuum will remove them. Retry the write, "
             "or raise commit_retries when many writers share one frame."
         )
-
-    def _check_removable(self, snap: Snapshot, remove: list[str]) -> None:
-        gone = [path for path in remove if path not in snap.cells]
-        if gone:
-            raise WriteConflictError(
-                f"a concurrent commit to {self.name} (now at version {snap.version}) already "
-                f"removed {len(gone)} of the cells this rewrite replaces (e.g. {gone[0]}); "
-                "nothing was committed. Re-read the frame and run the operation again."
-            )
 
     def _entry(
         self,

@@ -31,6 +31,9 @@ def spawn_writer(
     first_commit: int = 0,
     crash_phase: str | None = None,
     pause: float = 0.0,
+    overwrite_every: int = 0,
+    wait_go: bool = False,
+    hold: bool = False,
 ) -> subprocess.Popen[str]:
     cmd = [
         sys.executable,
@@ -50,9 +53,35 @@ def spawn_writer(
         cmd += ["--crash-phase", crash_phase]
     if pause:
         cmd += ["--pause", str(pause)]
+    if overwrite_every:
+        cmd += ["--overwrite-every", str(overwrite_every)]
+    if wait_go:
+        cmd.append("--wait-go")  # the test writes a line to stdin to start it (start_together)
+    if hold:
+        cmd.append("--hold")  # at crash_phase, wait for a line on stdin (release) and go on
     return subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env()
+        cmd,
+        stdin=subprocess.PIPE if wait_go or hold else None,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
     )
+
+
+def release(proc: subprocess.Popen[str]) -> None:
+    """Let a writer spawned with ``wait_go`` or ``hold`` go on."""
+    assert proc.stdin is not None
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+
+
+def start_together(procs: list[subprocess.Popen[str]]) -> None:
+    """Release writers spawned with ``wait_go`` once every one of them is ready."""
+    for proc in procs:
+        wait_for_line(proc, "READY")
+    for proc in procs:
+        release(proc)
 
 
 def wait_for_line(proc: subprocess.Popen[str], prefix: str) -> list[str]:

@@ -1,11 +1,16 @@
 """A writer in its own process, for concurrency and crash tests.
 
     python writer_process.py --storage URI --writer 3 --commits 25 --rows 10 [--crash-phase P]
+        [--overwrite-every K]
 
 Prints one JSON line per acknowledged commit: {"writer", "commit", "version"}. Row ids are
 ``writer * 1_000_000 + commit * 1_000 + i``, so the test can check every acknowledged write is
-present exactly once. With ``--crash-phase`` the writer announces ``PHASE <name>`` on stdout at
-that point of its next commit and then waits to be killed:
+present exactly once. With ``--overwrite-every K`` commit numbers divisible by K overwrite the
+frame instead of appending; with ``--wait-go`` it reads one line from stdin after ``READY``,
+so a test can start several writers at the same moment. With ``--crash-phase`` the writer
+announces ``PHASE <name>`` on stdout at that point of its next commit and then waits to be
+killed; with ``--hold`` it waits for a line on stdin instead and then goes on, so a test can
+commit something else between this writer's snapshot and its commit:
 
 - ``cells_uploaded``: the cells are in storage, the ledger entry not yet sent;
 - ``after_put``: the ledger entry was created, the caller has not been told.
@@ -39,22 +44,28 @@ def batch(writer: int, commit: int, rows: int) -> pa.Table:
     )
 
 
-def announce_and_wait(phase: str) -> None:
+def announce_and_wait(phase: str, hold: bool = False) -> None:
     print(f"PHASE {phase}", flush=True)
-    threading.Event().wait()  # until SIGKILL
+    if hold:
+        sys.stdin.readline()
+    else:
+        threading.Event().wait()  # until SIGKILL
 
 
-def install_crash(phase: str) -> None:
+def install_crash(phase: str, hold: bool = False) -> None:
     original = CommitLog.try_create
+    pending = [phase]  # only the first commit stops
 
     def try_create(self: CommitLog, version: int, document: dict) -> bool:
-        if document.get("operation") != "add_cells":
+        if document.get("operation") == "create_frame" or not pending:
             return original(self, version, document)
         if phase == "cells_uploaded":
-            announce_and_wait(phase)
+            pending.clear()
+            announce_and_wait(phase, hold)
         won = original(self, version, document)
         if phase == "after_put" and won:
-            announce_and_wait(phase)
+            pending.clear()
+            announce_and_wait(phase, hold)
         return won
 
     CommitLog.try_create = try_create  # type: ignore[method-assign]
@@ -69,15 +80,22 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10)
     parser.add_argument("--crash-phase", choices=["cells_uploaded", "after_put"])
     parser.add_argument("--pause", type=float, default=0.0, help="seconds between commits")
+    parser.add_argument("--overwrite-every", type=int, default=0)
+    parser.add_argument("--wait-go", action="store_true")
+    parser.add_argument("--hold", action="store_true", help="at --crash-phase, wait for stdin")
     args = parser.parse_args()
     with Apiary("test", args.storage, node_id=f"writer-{args.writer}") as ap:
         ap.frame(*FRAME).ledger.latest()
         print("READY", flush=True)
+        if args.wait_go:
+            sys.stdin.readline()
         if args.crash_phase:
-            install_crash(args.crash_phase)
+            install_crash(args.crash_phase, args.hold)
         for commit in range(args.first_commit, args.first_commit + args.commits):
             time.sleep(args.pause)
-            result = ap.write_to_frame(*FRAME, batch(args.writer, commit, args.rows))
+            every = args.overwrite_every
+            write = ap.overwrite_frame if every and commit % every == 0 else ap.write_to_frame
+            result = write(*FRAME, batch(args.writer, commit, args.rows))
             print(
                 json.dumps({"writer": args.writer, "commit": commit, "version": result["version"]}),
                 flush=True,
