@@ -198,7 +198,11 @@ class Source:
             return self._label
         if self._ap is not None and self._ap._storage is not None:
             return str(self._ap.storage.location)
-        return self.storage_uri or f"~/.apiary/data/{self.name}"
+        if not self.storage_uri:
+            return f"~/.apiary/data/{self.name}"
+        from apiary.storage.uri import redact  # here: the module stays light to import
+
+        return redact(self.storage_uri)  # as typed, maybe refused for holding a password
 
     def apiary(self) -> Apiary:
         with self._lock:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from apiary.errors import ApiaryError
 
@@ -53,7 +54,10 @@ def fail_cleanly() -> Iterator[None]:
     try:
         yield
     except ApiaryError as exc:
-        err_console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
+        # escape: a message's own brackets ("the [credentials] table") are not markup
+        err_console.print(
+            f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", highlight=False
+        )
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted")

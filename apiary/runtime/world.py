@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, field_validator
 
 from apiary.errors import NotFoundError
-from apiary.storage import ObjectInfo, Storage
+from apiary.storage import ObjectInfo, Storage, redact
 
 log = logging.getLogger("apiary.swarm")
 
@@ -47,6 +47,12 @@ class Heartbeat(BaseModel):
     bees: list[dict[str, Any]] = []  # id, state, task, elapsed_s, memory_used, memory_budget
     abandoned: list[dict[str, Any]] = []  # the latest abandoned tasks with their attempts
     regulation: str = "normal"
+
+    @field_validator("storage")
+    @classmethod
+    def _no_secrets(cls, storage: str) -> str:
+        # Written by other nodes (maybe older ones that printed URLs whole): shown redacted.
+        return redact(storage)
 
 
 @dataclass(frozen=True)

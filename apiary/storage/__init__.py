@@ -6,7 +6,7 @@ import os
 
 from apiary.storage.contract import ObjectInfo, Storage
 from apiary.storage.retry import RetryPolicy
-from apiary.storage.uri import Location, apiary_home, parse_location
+from apiary.storage.uri import Location, apiary_home, parse_location, redact
 
 __all__ = [
     "Location",
@@ -16,6 +16,7 @@ __all__ = [
     "apiary_home",
     "open_storage",
     "parse_location",
+    "redact",
 ]
 
 

@@ -21,7 +21,7 @@ import obstore.exceptions as oe
 
 from apiary.errors import CommitStateUnknownError, NotFoundError, StorageError
 from apiary.storage.retry import RetryPolicy, is_transient
-from apiary.storage.uri import Location
+from apiary.storage.uri import Location, redact
 
 log = logging.getLogger("apiary.storage")
 
@@ -254,7 +254,7 @@ class Storage:
     def _redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "****")
-        return text
+        return redact(text)  # and any URL the S3 client put in its message
 
 
 def _info(meta: Any) -> ObjectInfo:
