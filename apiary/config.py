@@ -113,6 +113,11 @@ class Settings(BaseSettings):
             )
         return self
 
+    def hardware_overrides(self) -> dict[str, Any]:
+        """The keys that replace detected hardware (``hardware.detect(overrides=...)``); the SDK,
+        ``apiary hardware`` and ``apiary doctor`` all use these, so they agree on the budget."""
+        return {"cores": self.cores, "memory_mb": self.memory_mb, "model": self.model}
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -169,8 +169,7 @@ class Apiary:
     @functools.cached_property
     def hardware(self) -> HardwareProfile:
         """This machine as detected (cgroup limits included), with config overrides applied."""
-        s = self.settings
-        return detect(overrides={"cores": s.cores, "memory_mb": s.memory_mb, "model": s.model})
+        return detect(overrides=self.settings.hardware_overrides())
 
     @property
     def budgets(self) -> Budgets:

@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from apiary.config import load_settings
 from apiary.errors import ConfigError
 from hardware.budgets import Budgets, budgets
 from hardware.detect import HardwareProfile, MiB, detect
@@ -62,7 +63,7 @@ def _rows(profile: HardwareProfile, plan: Budgets) -> list[tuple[str, str]]:
 
 @click.command("hardware")
 @click.option("--json", "as_json", is_flag=True, help="Print the profile and budgets as JSON.")
-@click.option("--cores", type=int, default=None, help="Use this many cores, as the config would.")
+@click.option("--cores", type=int, default=None, help="Use this many cores (beats the config).")
 @click.option("--memory-mb", type=int, default=None, help="Use this memory budget (MB).")
 @click.option("--model", default=None, help="Treat the board as this Pi model (e.g. 4B, CM5).")
 @click.option("--reserve-mb", type=int, default=None, help="Replace the interpreter/OS reserve.")
@@ -89,11 +90,19 @@ def hardware(
     proc_root: Path,
     sys_root: Path,
 ) -> None:
-    """Show this machine's hardware (Pi model, cores, memory, temperature) and its budgets."""
-    overrides = {"cores": cores, "memory_mb": memory_mb, "model": model}
+    """Show this machine's hardware (Pi model, cores, memory, temperature) and its budgets.
+
+    The config file and APIARY_* variables apply as they do for a node; flags override both.
+    """
     try:
+        settings = load_settings()
+        overrides = settings.hardware_overrides()
+        for key, flag in (("cores", cores), ("memory_mb", memory_mb), ("model", model)):
+            if flag is not None:
+                overrides[key] = flag
         profile = detect(proc_root, sys_root, overrides=overrides)
-        plan = budgets(profile, reserve_mb=reserve_mb)
+        reserve = settings.reserve_mb if reserve_mb is None else reserve_mb
+        plan = budgets(profile, reserve_mb=reserve)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     if as_json:

@@ -11,9 +11,10 @@ from rich.table import Table
 from rich.text import Text
 
 from apiary.cli.common import console, storage_options
-from apiary.config import config_file, load_settings
-from apiary.errors import ApiaryError
+from apiary.config import Settings, config_file, load_settings
+from apiary.errors import ApiaryError, ConfigError
 from apiary.storage import Storage, open_storage
+from hardware.budgets import budgets
 from hardware.detect import detect
 
 CLOCK_WARN_S = 120
@@ -39,7 +40,7 @@ def doctor(storage: str | None, name: str) -> None:
     checks.append(_check("storage reachable", lambda: _reachable(root)))
     checks.append(_check("conditional writes", lambda: _conditional(root)))
     checks.append(_check("clock", lambda: _clock(root)))
-    checks.append(_memory())
+    checks.append(_memory(settings))
     _report(checks)
 
 
@@ -69,12 +70,20 @@ def _clock(root: Storage) -> tuple[str, str]:
     return "ok", detail
 
 
-def _memory() -> Check:
-    profile = detect()
-    budget, limit = profile.memory_budget_bytes or 0, profile.memory_limit_bytes
+def _memory(settings: Settings) -> Check:
+    """The budget a node started here would use: detection plus the configured overrides."""
+    try:
+        profile = detect(overrides=settings.hardware_overrides())
+        plan = budgets(profile, reserve_mb=settings.reserve_mb)
+    except ConfigError as exc:
+        return ("memory", "fail", str(exc))
+    budget, limit = plan.memory_budget_bytes, profile.memory_limit_bytes
     detail = f"{budget / 2**20:,.0f} MiB budget over {profile.cores} core(s)"
-    if limit is not None:
+    if limit is not None and "memory_mb" not in profile.overridden:
         detail += f", capped by a cgroup limit of {limit / 2**20:,.0f} MiB"
+    detail += f"; {plan.memory_per_bee_bytes / 2**20:,.0f} MiB per bee"
+    if profile.overridden:
+        detail += f" (settings: {', '.join(profile.overridden)})"
     if budget < 256 * 2**20:
         return ("memory", "warn", detail + ": under 256 MiB, expect small cells and spills")
     return ("memory", "ok", detail)
