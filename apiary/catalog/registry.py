@@ -19,12 +19,16 @@ from apiary.errors import (
     ApiaryError,
     ConflictError,
     EntityNotFoundError,
+    NotFoundError,
     SerializationError,
 )
 from apiary.names import validate_name
 from apiary.storage import Storage
 
 log = logging.getLogger("apiary.catalog")
+
+# How far back reading looks for an intact state when the newest ones are damaged.
+FALLBACK_VERSIONS = 10
 
 # A change edits a copy of the state in place; it returns False when there is nothing to do.
 Change = Callable[[RegistryState], bool]
@@ -36,27 +40,76 @@ class Registry:
         self.writer = writer
         self.commit_retries = commit_retries
         self._state = RegistryState()
+        self._warned: set[int] = set()  # damaged versions already logged
 
     # -- reading -----------------------------------------------------------------------------
 
     def state(self) -> RegistryState:
-        """The newest state. Each version is complete, so only the newest one is read."""
+        """The newest readable state. Each version is complete, so only the newest one is read.
+
+        When the newest version is damaged, reading falls back to the newest intact one before
+        it (with a warning naming the object), so frames stay readable; changes are refused
+        until it is repaired (see :meth:`commit`).
+        """
+        newest = self._newest_version()
+        if newest is not None:
+            try:
+                self._state = self._read(newest)
+            except SerializationError as exc:
+                self._state = self._fallback(newest, exc)
+        return self._state
+
+    def check_newest(self) -> RegistryState:
+        """The newest state, or SerializationError naming it when it is damaged."""
+        newest = self._newest_version()
+        if newest is not None:
+            self._state = self._read(newest)
+        return self._state
+
+    def _newest_version(self) -> int | None:
+        """The newest version after the one held (a listing of names), or None."""
         after: int | None = self._state.version
         if self._state.version < 0:
             # First read: start listing at the checkpointed version, not at the beginning.
             checkpoint = self.log.latest_checkpoint()
             after = checkpoint - 1 if checkpoint else None
         newer = self.log.versions_after(after)
-        if newer:
-            path = newer[-1].path
+        return CommitLog.version_of(newer[-1]) if newer else None
+
+    def _read(self, version: int) -> RegistryState:
+        path = self.log.path(version)
+        try:
+            state = RegistryState.model_validate(self.log.read(version))
+        except ValidationError as exc:
+            raise self._damaged(path, f"is damaged ({exc.error_count()} problems)") from exc
+        except SerializationError as exc:
+            raise self._damaged(path, "is not valid JSON") from exc
+        if state.version != version:
+            raise self._damaged(path, f"holds version {state.version}")
+        return state
+
+    def _fallback(self, newest: int, damage: SerializationError) -> RegistryState:
+        """The newest intact state before ``newest``, for reading only."""
+        for version in range(newest - 1, max(newest - 1 - FALLBACK_VERSIONS, -1), -1):
             try:
-                self._state = RegistryState.model_validate(self.log.read_json(path))
-            except ValidationError as exc:
-                raise SerializationError(
-                    f"catalog state {path} is damaged ({exc.error_count()} problems); restore it "
-                    "from a backup, or delete it to fall back to the previous version"
-                ) from exc
-        return self._state
+                state = self._read(version)
+            except (SerializationError, NotFoundError):
+                continue
+            if newest not in self._warned:
+                self._warned.add(newest)
+                log.warning("%s Reading the catalog as of version %d meanwhile.", damage, version)
+            return state
+        raise damage
+
+    @staticmethod
+    def _damaged(path: str, problem: str) -> SerializationError:
+        return SerializationError(
+            f"catalog state {path} {problem}. Frames stay readable from the version before it, "
+            "but catalog changes are refused: one made on an older state would silently undo "
+            "the change this version holds. Restore the object from a backup or the bucket's "
+            "object versioning; or, if it is the newest version, delete it: the catalog falls "
+            "back to the version before, and the change it held is lost."
+        )
 
     def hive(self, hive: str) -> HiveDef:
         hives = self.state().hives
@@ -81,7 +134,7 @@ class Registry:
     def commit(self, change: Change) -> RegistryState:
         """Apply ``change`` to the newest state and commit it as the next version."""
         for _ in range(self.commit_retries + 1):
-            base = self.state()
+            base = self.check_newest()  # never change a state read past a damaged version
             new = base.model_copy(deep=True)
             if not change(new):
                 return base

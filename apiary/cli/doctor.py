@@ -10,9 +10,11 @@ import click
 from rich.table import Table
 from rich.text import Text
 
+from apiary.catalog import Registry
 from apiary.cli.common import console, storage_options
 from apiary.config import Settings, config_file, load_settings
-from apiary.errors import ApiaryError, ConfigError
+from apiary.errors import ApiaryError, ConfigError, SerializationError
+from apiary.ledger import Ledger
 from apiary.storage import Storage, open_storage
 from hardware.budgets import budgets
 from hardware.detect import detect
@@ -40,6 +42,7 @@ def doctor(storage: str | None, name: str) -> None:
     checks.append(_check("storage reachable", lambda: _reachable(root)))
     checks.append(_check("conditional writes", lambda: _conditional(root)))
     checks.append(_check("clock", lambda: _clock(root)))
+    checks.append(_check("catalog and ledgers", lambda: _damage(root)))
     checks.append(_memory(settings))
     _report(checks)
 
@@ -68,6 +71,36 @@ def _clock(root: Storage) -> tuple[str, str]:
     if abs(skew) > CLOCK_WARN_S:
         return "warn", detail + " (Apiary judges ages on the storage clock; check NTP)"
     return "ok", detail
+
+
+def _damage(root: Storage) -> tuple[str, str]:
+    """Read the newest catalog state and each frame's checkpoint and newest ledger entry.
+
+    A few requests per frame, whatever the length of its history: damage in the newest objects
+    is what blocks reads and writes; older entries are read by time travel only.
+    """
+    registry = Registry(root, writer="doctor")
+    damaged: list[str] = []
+    try:
+        registry.check_newest()
+    except SerializationError as exc:
+        damaged.append(str(exc))
+    state = registry.state()  # falls back past a damaged newest version, to check the frames
+    frames = 0
+    for hive_name, hive in state.hives.items():
+        for box_name, box in hive.boxes.items():
+            for frame_name, definition in box.frames.items():
+                frames += 1
+                name = f"{hive_name}.{box_name}.{frame_name}"
+                prefix = name.replace(".", "/")
+                ledger = Ledger(root, prefix, definition, writer="doctor", name=name)
+                try:
+                    ledger.check_newest()
+                except SerializationError as exc:
+                    damaged.append(str(exc))
+    if damaged:
+        return "fail", " | ".join(damaged)
+    return "ok", f"catalog version {state.version} and {frames} frame(s) read back intact"
 
 
 def _memory(settings: Settings) -> Check:
