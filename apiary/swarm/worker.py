@@ -43,7 +43,7 @@ log = logging.getLogger("apiary.worker")
 
 TASK_TABLE = "task_cells"  # the one table a fragment may read: the task's own cells
 _WHO_WRITES = (
-    "only Apiary coordinators should write to _queries/; check who can write to the bucket"
+    "Only Apiary coordinators should write to _queries/; check who can write to the bucket"
 )
 
 
