@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import pyarrow as pa
@@ -38,11 +40,25 @@ def render(ap: Apiary, result: pa.Table, fmt: str, max_rows: int, output: Path |
         pacsv.write_csv(result, buffer)
         text = buffer.getvalue().decode()
     else:
-        text = "\n".join(json.dumps(row, default=str) for row in result.to_pylist()) + "\n"
+        lines = (
+            json.dumps(_finite(row), default=str, allow_nan=False) for row in result.to_pylist()
+        )
+        text = "\n".join(lines) + "\n"
     if output is None:
         click.echo(text, nl=False)
     else:
         output.write_text(text)
+
+
+def _finite(value: Any) -> Any:
+    """NaN and ±Infinity as null: JSON has no spelling for them (Python's would be invalid)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _rich_table(result: pa.Table, max_rows: int) -> Table:
@@ -110,7 +126,8 @@ def shell(storage: str | None, name: str, max_rows: int) -> None:
             try:
                 render(ap, ap.sql(statement), "table", max_rows, None)
             except ApiaryError as exc:
-                err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+                # Text, not markup: brackets in a message ("[credentials]") print as they are.
+                err_console.print(Text.assemble(("error: ", "bold red"), str(exc)))
 
 
 def _statements(ap: Apiary, interactive: bool):

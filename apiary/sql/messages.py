@@ -79,8 +79,28 @@ def execution_error(exc: Exception) -> ApiaryError:
 
 
 def clean(exc: Exception) -> str:
-    """DataFusion's message without its prefixes, first line only."""
+    """DataFusion's message without its prefixes, on one line, with its innermost cause.
+
+    A failing optimizer rule says only "Optimizer rule 'x' failed" on its first line; what went
+    wrong (a decimal overflow, a bad cast) follows in "caused by" sections.
+    """
     text = str(exc).strip()
-    for prefix in ("DataFusion error: ", "Error during planning: ", "SQL error: "):
+    for prefix in _PREFIXES:
         text = text.replace(prefix, "")
-    return text.splitlines()[0] if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    first = text.splitlines()[0].strip()
+    causes = re.split(r"\n\s*caused by\s*\n", text)
+    cause = causes[-1].strip().splitlines()[0].strip() if len(causes) > 1 else ""
+    if not cause or cause in first:
+        return first
+    return f"{cause} ({first})"
+
+
+_PREFIXES = (
+    "DataFusion error: ",
+    "Error during planning: ",
+    "SQL error: ",
+    "Arrow error: ",
+    "External error: ",
+)

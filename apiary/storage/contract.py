@@ -240,6 +240,8 @@ class Storage:
                 self._sleep(delay)
 
     def _translate(self, op: str, path: str, exc: BaseException) -> StorageError:
+        if _NO_SUCH_BUCKET in str(exc):  # S3 says 404 for a missing bucket too: not "absent"
+            return self._missing_bucket()
         if isinstance(exc, oe.NotFoundError | FileNotFoundError):
             return NotFoundError(f"{path} not found in {self.location}")
         if isinstance(exc, oe.PermissionDeniedError | oe.UnauthenticatedError):
@@ -251,10 +253,22 @@ class Storage:
         first = detail[0][:300] if detail else type(exc).__name__
         return StorageError(f"{op} {path} failed on {self.location}: {first}")
 
+    def _missing_bucket(self) -> StorageError:
+        bucket = self.location.bucket
+        where = self._redact(self.location.endpoint) if self.location.endpoint else "AWS S3"
+        return StorageError(
+            f"bucket {bucket} does not exist at {where}: create it (for example "
+            f"'mc mb ALIAS/{bucket}' on MinIO, or 'aws s3 mb s3://{bucket}'), or correct the "
+            "bucket name in the storage URL"
+        )
+
     def _redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "****")
         return redact(text)  # and any URL the S3 client put in its message
+
+
+_NO_SUCH_BUCKET = "<Code>NoSuchBucket</Code>"  # the error body of S3, MinIO and moto
 
 
 def _info(meta: Any) -> ObjectInfo:
