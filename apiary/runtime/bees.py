@@ -2,21 +2,30 @@
 deadline, plus retries and abandonment of failing tasks.
 
 A task runs on a worker thread of its own so that the caller can give up on it at its deadline
-even when the task never checks the time; the bee stays busy until that thread really ends, so a
-runaway task can never share its chamber (and budget) with the next one. DataFusion work started
-through :meth:`Bee.collect` is cancellable: it is driven through the stream's async interface and
-the pending batch is cancelled at the deadline, which stops the Rust side (measured: no CPU used
-after the cancel) and frees its memory and spill files.
+even when the task never checks the time. DataFusion work started through :meth:`Bee.collect` is
+driven through the stream's async interface and the pending batch is cancelled at the deadline;
+dropping the stream aborts DataFusion's spawned tasks, but only where they next yield: an operator
+that works through its whole input in one poll (a nested-loop join over a few large batches) runs
+on until that poll ends, and nothing in-process can stop it sooner (DataFusion 55). So a bee is
+only idle once DataFusion has really let go: after its task it stays "draining" until every
+runtime it made is dropped, which the runtime's folder in the spill folder shows exactly
+(DataFusion removes it when the last plan, stream or spawned task holding the runtime ends).
+
+The pool also holds the whole process to a memory ceiling (``memory_limit``): DataFusion's pool
+bounds its operators only, not the buffers, results and allocator slack around them, so while
+tasks run the process RSS is sampled and the tasks are stopped with MemoryExceededError above it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import shutil
 import threading
 import time
+import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -60,6 +69,9 @@ NOT_RETRIED: tuple[type[BaseException], ...] = (
 ABANDONED_KEPT = 50
 POLL = 0.05  # seconds between deadline checks while DataFusion or a task is working
 GRACE = 0.25  # extra seconds a task gets to notice its own deadline before the caller gives up
+# DataFusion's disk manager makes one of these in the spill folder per runtime and removes it
+# only when the last holder of that runtime (context, plan, stream, spawned task) is dropped.
+RUNTIME_DIR = "datafusion-"
 
 
 def _sort_reservation(budget: int) -> int:
@@ -99,6 +111,7 @@ class Bee:
         self._clock = clock
         self._cancel: BaseException | None = None
         self._attempt = 0  # tells a late cancel apart from one meant for the current task
+        self._runtimes: list[Path] = []  # DataFusion's folders for the contexts made so far
 
     # -- the task's view ---------------------------------------------------------------------
 
@@ -154,7 +167,17 @@ class Bee:
             .with_fair_spill_pool(self.memory_budget)
             .with_disk_manager_specified(self.spill_dir)
         )
-        return SessionContext(config, runtime)
+        before = set(self._runtime_dirs())
+        context = SessionContext(config, runtime)
+        self._runtimes += [d for d in self._runtime_dirs() if d not in before]
+        return context
+
+    def _runtime_dirs(self) -> list[Path]:
+        with contextlib.suppress(OSError):
+            return [
+                Path(e.path) for e in os.scandir(self.spill_dir) if e.name.startswith(RUNTIME_DIR)
+            ]
+        return []
 
     def collect(self, df: DataFrame, *, limit_result: bool = True) -> pa.Table:
         """Run ``df`` to a table, stopping at the task's deadline (TaskTimeoutError).
@@ -179,6 +202,7 @@ class Bee:
         # or GROUP BY does all its work before the first batch.
         stream = df.execute_stream()
         batches: list[pa.RecordBatch] = []
+        pending: asyncio.Future[Any] | None = None
         try:
             while True:
                 pending = asyncio.ensure_future(stream.__anext__())
@@ -207,7 +231,10 @@ class Bee:
         finally:
             # An exception's traceback keeps this frame alive: drop the stream (its memory
             # and spill files) and the partial result now, not whenever the error is freed.
+            # The last future too: its StopAsyncIteration's traceback points back at this
+            # frame, a cycle that kept the whole query's runtime alive until the next GC.
             del stream
+            pending = None
             batches.clear()
 
     def _memory_error(self, detail: str) -> MemoryExceededError:
@@ -231,6 +258,11 @@ class Bee:
                 with contextlib.suppress(OSError):  # a spill file may vanish meanwhile
                     total += os.stat(os.path.join(root, name)).st_size
         return total
+
+    def holds_runtime(self) -> bool:
+        """True while a DataFusion runtime made by :meth:`context` is still alive anywhere."""
+        self._runtimes = [d for d in self._runtimes if d.exists()]
+        return bool(self._runtimes)
 
     def empty_spill_dir(self) -> None:
         for entry in list(self.spill_dir.iterdir()) if self.spill_dir.exists() else []:
@@ -287,6 +319,7 @@ class BeePool:
         max_attempts: int = 3,
         clock: Callable[[], float] = time.monotonic,
         retry_delay: float = 0.1,
+        memory_limit: int | None = None,
     ) -> None:
         if bees < 1 or memory_per_bee < 1 or task_timeout <= 0 or max_attempts < 1:
             raise ConfigError(
@@ -294,6 +327,8 @@ class BeePool:
                 f"max_attempts >= 1 (got {bees}, {memory_per_bee}, {task_timeout}, {max_attempts})"
             )
         self.memory_per_bee = memory_per_bee
+        # The process RSS ceiling (the node's memory budget); None leaves the process unbounded.
+        self.memory_limit = memory_limit
         self.task_timeout = task_timeout
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
@@ -429,12 +464,30 @@ class BeePool:
                     error = bee._timeout_error()
                     self._cancel(bee, token, error)
                     raise error
+                if bee._cancel is None and (error := self._over_memory(name)) is not None:
+                    self._cancel(bee, token, error)
+                    raise error
         except BaseException:  # our own timeout, or e.g. KeyboardInterrupt while waiting
             self._cancel(bee, token, TaskTimeoutError(f"task {name!r} was cancelled by its caller"))
             raise
         if outcome.error is not None:
             raise outcome.error
         return outcome.value  # type: ignore[return-value]
+
+    def _over_memory(self, name: str | None) -> MemoryExceededError | None:
+        """The error that stops a task while the whole process is above its memory ceiling."""
+        if self.memory_limit is None:
+            return None
+        rss = self._process.memory_info().rss
+        if rss <= self.memory_limit:
+            return None
+        return MemoryExceededError(
+            f"task {name!r} was stopped: this node's process grew to {_mib(rss)}, above its "
+            f"memory budget of {_mib(self.memory_limit)} (memory beyond what the bees' spill "
+            "pools account for: results, Arrow buffers, aggregates such as array_agg); make "
+            "the query lighter (a LIMIT, a more selective WHERE, fewer GROUP BY keys) or give "
+            "the node more memory (memory_mb)"
+        )
 
     def _cancel(self, bee: Bee, token: int, error: BaseException) -> None:
         with self._lock:
@@ -448,8 +501,13 @@ class BeePool:
             bee.empty_spill_dir()
             outcome.value = task(bee)
         except BaseException as exc:
+            # The traceback's frames hold the task's context, DataFrame and stream: clear them
+            # so DataFusion's work is dropped now, not whenever the error object is freed.
+            _clear_frames(exc)
             outcome.error = exc
         finally:
+            del task  # a closure may hold DataFusion objects too
+            self._wait_released(bee)
             bee.empty_spill_dir()  # outside the lock: many spill files take a while
             with self._lock:
                 bee._end(draining=self._closed)
@@ -457,6 +515,23 @@ class BeePool:
                     self._idle_rss = self._process.memory_info().rss
                 self._lock.notify_all()
             outcome.done.set()
+
+    def _wait_released(self, bee: Bee) -> None:
+        """Keep ``bee`` draining until DataFusion has dropped every runtime the task made.
+
+        A cancelled query's spawned tasks go on until their current poll ends (module
+        docstring); until then they still use a core and memory, so the bee is not idle.
+        """
+        collected = time.monotonic()
+        pause = 0.002  # a finished query lets go within milliseconds: look again soon
+        while bee.holds_runtime():
+            with self._lock:
+                bee.state = "draining"
+            if time.monotonic() - collected > 0.2:
+                gc.collect()  # a reference cycle may be all that still holds the runtime
+                collected = time.monotonic()
+            time.sleep(pause)
+            pause = min(POLL, pause * 2)
 
     def _acquire(self, name: str, limit: float) -> tuple[Bee, int]:
         with self._lock:
@@ -528,6 +603,19 @@ class BeePool:
 
     def __exit__(self, *_: object) -> None:
         self.shutdown()
+
+
+def _clear_frames(error: BaseException) -> None:
+    """Drop the locals of every finished frame in ``error``'s traceback and its chained causes."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        exc = pending.pop()
+        if exc is None or id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        traceback.clear_frames(exc.__traceback__)
+        pending += [exc.__cause__, exc.__context__]
 
 
 def _remove_stale_pools(scratch: Path) -> None:
