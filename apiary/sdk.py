@@ -188,6 +188,7 @@ class Apiary:
                     apiary_home() / "scratch" / f"{self.name}-{self.node_id}",
                     task_timeout=self.settings.task_timeout,
                     max_attempts=self.settings.task_attempts,
+                    memory_limit=b.memory_budget_bytes,  # the whole process, not just the bees
                 )
             return self._pool
 
