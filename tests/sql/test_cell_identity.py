@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
+from datafusion import SessionContext
 
 from apiary import Apiary
 from apiary.errors import SerializationError
+from apiary.runtime.cache import CellCache
+from apiary.sql.sources import frame_table, register_object_store, scratch_folder
 
 FRAME = ("farm", "sensors", "temps")
 
@@ -73,3 +76,29 @@ def test_untouched_frames_still_read(storage_uri) -> None:
         result = ap.sql("SELECT count(*) AS n, sum(id) AS s FROM farm.sensors.temps WHERE id >= 5")
         assert result.to_pylist() == [{"n": 55, "s": sum(range(5, 60))}]
         assert ap.read_from_frame(*FRAME).num_rows == 60
+
+
+def test_cells_linked_from_a_cell_cache_are_checked_too(s3_bucket, tmp_path) -> None:
+    """A node's cache fetches a replaced cell whole; the size of the local copy gives it away."""
+    with Apiary("test", s3_bucket.uri) as ap:
+        make_frame(ap)
+        frame = ap.frame(*FRAME)
+        cells = list(frame.ledger.latest().cells.values())
+        warm = CellCache(tmp_path / "cache")
+        ctx = SessionContext()
+        register_object_store(ctx, ap.storage.location, None)
+        with scratch_folder(ap.storage.location, tmp_path / "scratch") as scratch:
+            fetch = lambda key: warm.fetch(key, ap.storage.get)  # noqa: E731
+            table = frame_table(ctx, frame, cells, scratch, fetch=fetch)
+            ctx.register_table("t", table)
+            assert ctx.sql("SELECT count(*) AS n FROM t").to_arrow_table()["n"][0].as_py() == 60
+
+        small, big, _ = cell_keys(ap)
+        ap.storage.put(small, ap.storage.get(big))
+        cold = CellCache(tmp_path / "cold-cache")  # fetches the replaced object
+        with (
+            scratch_folder(ap.storage.location, tmp_path / "scratch") as scratch,
+            pytest.raises(SerializationError, match=small.rsplit("/", 1)[1]),
+        ):
+            fetch = lambda key: cold.fetch(key, ap.storage.get)  # noqa: E731
+            frame_table(SessionContext(), frame, cells, scratch, fetch=fetch)
