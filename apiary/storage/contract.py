@@ -227,7 +227,9 @@ class Storage:
             try:
                 return fn()
             except Exception as exc:
-                delay = next(delays, None) if is_transient(exc) else None
+                # A missing bucket stays missing: fail at once with a message that says so.
+                retry = is_transient(exc) and _NO_SUCH_BUCKET not in str(exc)
+                delay = next(delays, None) if retry else None
                 if delay is None:
                     raise self._translate(op, path, exc) from exc
                 log.warning(

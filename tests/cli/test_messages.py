@@ -58,6 +58,12 @@ def test_a_missing_bucket_is_named_with_its_endpoint(s3_bucket) -> None:
     assert "bucket apiary-no-such-bucket does not exist" in proc.stderr, proc.stderr
     assert "_clock" not in proc.stderr and "Traceback" not in proc.stderr
 
+    # doctor lists first: a missing bucket is no fault that a retry could fix
+    proc = apiary("doctor", "--storage", uri)
+    assert proc.returncode == 1
+    assert "bucket apiary-no-such-bucket does not exist" in " ".join(proc.stdout.split())
+    assert "retrying" not in proc.stderr, proc.stderr
+
 
 @pytest.mark.parametrize(
     ("query", "cause"),
