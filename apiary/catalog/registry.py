@@ -67,13 +67,21 @@ class Registry:
         return self._state
 
     def _newest_version(self) -> int | None:
-        """The newest version after the one held (a listing of names), or None."""
-        after: int | None = self._state.version
-        if self._state.version < 0:
-            # First read: start listing at the checkpointed version, not at the beginning.
-            checkpoint = self.log.latest_checkpoint()
-            after = checkpoint - 1 if checkpoint else None
-        newer = self.log.versions_after(after)
+        """The newest version after the one held, or None.
+
+        Once a state is held, versions have no gaps, so probing the next names until one is
+        absent finds the newest without a listing (which grows with the history on a
+        filesystem): one miss per call when nothing changed, the common case on every write.
+        """
+        held = self._state.version
+        if held >= 0:
+            newest = held
+            while self.log.exists(newest + 1):
+                newest += 1
+            return newest if newest > held else None
+        # First read: start listing at the checkpointed version, not at the beginning.
+        checkpoint = self.log.latest_checkpoint()
+        newer = self.log.versions_after(checkpoint - 1 if checkpoint else None)
         return CommitLog.version_of(newer[-1]) if newer else None
 
     def _read(self, version: int) -> RegistryState:

@@ -85,3 +85,23 @@ def test_a_stale_writer_rebases_by_reading_what_it_missed(long_root) -> None:
         # miss, the winning create
         assert requests(a, before) == {"put": 2, "get": 3}
         assert {"cell_20000.parquet", "cell_20001.parquet"} <= set(stale.latest().cells)
+
+
+def test_a_write_does_not_list_the_catalog_once_it_is_read(tmp_path) -> None:
+    """Every write resolves its frame through the catalog: once a state is held, finding out
+    that nothing changed is one miss, never a listing of ``_registry`` (which grows with it)."""
+    import pyarrow as pa
+
+    with Apiary("test", str(tmp_path / "root")) as ap:
+        ap.create_hive("h")
+        ap.create_box("h", "b")
+        for i in range(30):  # a catalog with some history
+            ap.create_frame("h", "b", f"f{i}", {"n": "int64"})
+        ap.write_to_frame("h", "b", "f0", pa.table({"n": [1]}))
+        before = dict(ap.storage.counters)
+        ap.write_to_frame("h", "b", "f0", pa.table({"n": [2]}))
+        assert requests(ap, before).get("list", 0) == 0
+        # another client's change is still seen
+        with Apiary("test", str(tmp_path / "root")) as other:
+            other.create_frame("h", "b", "late", {"n": "int64"})
+        assert "late" in ap.list_frames("h", "b")
