@@ -19,6 +19,10 @@ _TRANSIENT = re.compile(
     re.IGNORECASE,
 )
 
+_DEBUG = "Debug source:"
+# The dump names the HTTP layer's own failure kind: transient whatever the message says.
+_TRANSIENT_CAUSE = re.compile(r"\bkind: (Timeout|Connect|Interrupted)\b")
+
 
 def is_transient(exc: BaseException) -> bool:
     """True for faults that may succeed when tried again (and may have been applied already)."""
@@ -28,7 +32,12 @@ def is_transient(exc: BaseException) -> bool:
         return False
     if isinstance(exc, TimeoutError | ConnectionError):
         return True
-    return isinstance(exc, oe.BaseError) and bool(_TRANSIENT.search(str(exc)))
+    if not isinstance(exc, oe.BaseError):
+        return False
+    # obstore appends a "Debug source:" dump of its client settings (``retry_timeout: 180s``…),
+    # which would make every error look like a timeout: judge the message itself only.
+    message = str(exc).split(_DEBUG, 1)[0]
+    return bool(_TRANSIENT.search(message) or _TRANSIENT_CAUSE.search(str(exc)))
 
 
 @dataclass(frozen=True)

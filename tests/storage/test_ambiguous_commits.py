@@ -92,3 +92,15 @@ def test_racing_processes_through_lost_replies(ap, fault_proxy) -> None:
     found = ids_by_commit(table)
     assert table.num_rows == 320
     assert all(len(found[(a["writer"], a["commit"])]) == 10 for a in acks)
+
+
+def test_a_client_error_is_not_retried(ap, fault_proxy) -> None:
+    """A 400 fails at once: obstore's message carries a debug dump of its client settings
+    (``retry_timeout: …``) that must not make every error look like a timeout."""
+    proxy = fault_proxy.proxy
+    proxy.add_fault("PUT", r"_ledger/000001\.json$", "status", status=400, times=10)
+
+    with pytest.raises(Exception, match="400"):
+        ap.write_to_frame(*FRAME, batch(0, 0, 10))
+
+    assert proxy.pending_faults() == 9  # one try of the ten the rule allowed
