@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-import os
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 import pyarrow as pa
 from datafusion import DataFrame, SessionContext
-from datafusion.catalog import Table
 
 from apiary.cells.types import schema_from_json
 from apiary.errors import ApiaryError, NotFoundError, SerializationError, SqlError
@@ -20,7 +18,6 @@ from apiary.runtime.cache import CellCache
 from apiary.sql.readonly import READ_ONLY, plan_read_only
 from apiary.sql.sources import (
     frame_table,
-    missing_cells,
     placeholder,
     plain_types,
     register_object_store,
@@ -188,28 +185,16 @@ class Worker:
         register_object_store(ctx, self.storage.location, self.credentials)
         parent = self.cache.folder / "scratch" if self.cache is not None else None
         with scratch_folder(self.storage.location, parent) as scratch:
-            if self.cache is not None and scratch is not None:
-                table = self._cached_table(ctx, frame, cells, scratch)
-            else:
-                table = frame_table(ctx, frame, cells, scratch)  # type: ignore[arg-type]
+            # Whole cells through the node's cache, if it has one, linked into one folder;
+            # either way every cell's size is checked against what the coordinator recorded.
+            fetch = None
+            if self.cache is not None:
+                fetch = functools.partial(self.cache.fetch, download=self.storage.get)
+            table = frame_table(ctx, frame, cells, scratch, fetch)  # type: ignore[arg-type]
             ctx.register_table(TASK_TABLE, table)
             # Checked by check_fragment; here task_cells is a view over the cells, whose scans
             # the plan shows by file, so the options alone hold it to read-only again.
             return plain_types(collect(ctx.sql_with_options(manifest.fragment_sql, READ_ONLY)))
-
-    def _cached_table(
-        self, ctx: SessionContext, frame: _TaskFrame, cells: list[CellMeta], scratch: Path
-    ) -> Table:
-        """Whole cells through the node's cache, linked into one folder DataFusion scans."""
-        assert self.cache is not None
-        scratch.mkdir(parents=True)
-        for n, cell in enumerate(cells):
-            try:
-                local = self.cache.fetch(f"{frame.prefix}/{cell.path}", self.storage.get)
-            except NotFoundError:
-                raise missing_cells(frame, [cell.path]) from None
-            os.link(local, scratch / f"{n:06d}.parquet")
-        return Table(ctx.read_parquet(str(scratch), schema=scan_schema(frame.schema)))
 
 
 def check_fragment(manifest: Manifest) -> None:
