@@ -4,6 +4,7 @@ Accepted forms::
 
     None                                  ~/.apiary/data/<name>/ (the embedded default)
     /some/dir, ./dir, file:///some/dir    a local directory
+    local:///some/dir, local://rel/dir    the same (the original SDK's spelling; rel is under cwd)
     s3://bucket/prefix?endpoint=URL&region=R   S3 or any S3-compatible server (MinIO, moto)
     memory://name                         in-process memory, shared by name (tests)
 
@@ -103,10 +104,16 @@ def parse_location(uri: str | os.PathLike[str] | None, name: str = "default") ->
     scheme = parts.scheme.lower()
     if parts.username or parts.password:
         raise ConfigError(f"storage URI must not contain credentials; {_KEYS_GO_ELSEWHERE}")
-    if scheme == "file":
+    if scheme in ("file", "local"):
+        # ``local://data`` puts "data" in the netloc: joined back, it is a relative directory.
+        directory = parts.netloc + parts.path
         if parts.query:
-            raise ConfigError("file:// storage URIs take no options")
-        return Location("file", str(Path(parts.netloc + parts.path).expanduser().resolve()))
+            raise ConfigError(f"{scheme}:// storage URIs take no options")
+        if not directory:
+            raise ConfigError(
+                f"{scheme}:// needs a directory: {scheme}:///absolute/path or {scheme}://relative/path"
+            )
+        return Location("file", str(Path(directory).expanduser().resolve()))
     if scheme in ("s3", "s3a"):
         return _parse_s3(parts.netloc, parts.path, parts.query)
     raise ConfigError(
