@@ -69,6 +69,7 @@ class Apiary:
         settings: Settings | None = None,
         join_swarm: bool = False,
         clock: Callable[[], datetime] | None = None,
+        create_root: bool = True,
     ) -> None:
         validate_name(name, "apiary")
         self.name = name
@@ -83,6 +84,7 @@ class Apiary:
         self._frames: dict[tuple[str, str, str], Frame] = {}
         self._sql: SqlSession | None = None
         self._join_swarm = join_swarm
+        self._create_root = create_root  # False: a missing local root is an error, not made
         self._clock = clock or (lambda: datetime.now(UTC))  # only ever reported, never trusted
         self._heartbeat: HeartbeatLoop | None = None
         self._started_at = ""
@@ -99,7 +101,11 @@ class Apiary:
             if self._storage is None:
                 retry = RetryPolicy(attempts=self.settings.storage_retries)
                 storage = open_storage(
-                    self._storage_uri, name=self.name, credentials=self._credentials, retry=retry
+                    self._storage_uri,
+                    name=self.name,
+                    credentials=self._credentials,
+                    retry=retry,
+                    create=self._create_root,
                 )
                 if storage.location.scheme == "s3":
                     storage.check_conditional_writes()

@@ -26,13 +26,18 @@ def open_storage(
     name: str = "default",
     credentials: dict[str, str] | None = None,
     retry: RetryPolicy | None = None,
+    create: bool = True,
 ) -> Storage:
-    """Open a storage root from a URI (see :mod:`apiary.storage.uri`); ``None`` is the default."""
+    """Open a storage root from a URI (see :mod:`apiary.storage.uri`); ``None`` is the default.
+
+    ``create=False`` refuses a local root that does not exist yet (``NotFoundError``) instead of
+    making it: what a command that only reads wants. S3 and memory roots need no creating.
+    """
     location = uri if isinstance(uri, Location) else parse_location(uri, name)
     if location.scheme == "file":
         from apiary.storage import local
 
-        return Storage(local.make_store(location), location, retry=retry)
+        return Storage(local.make_store(location, create=create), location, retry=retry)
     if location.scheme == "memory":
         from apiary.storage import memory
 

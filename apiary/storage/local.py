@@ -8,13 +8,24 @@ from pathlib import Path
 
 from obstore.store import LocalStore
 
-from apiary.errors import StorageError
+from apiary.errors import NotFoundError, StorageError
 from apiary.storage.contract import ObjectInfo
 from apiary.storage.uri import Location
 
 
-def make_store(location: Location) -> LocalStore:
+def make_store(location: Location, *, create: bool = True) -> LocalStore:
+    """The store over ``location``'s directory, made first when ``create`` (writers may make a
+    new root; readers must not, or a mistyped path silently becomes an empty root)."""
     root = Path(location.path)
+    if not create:
+        if not root.is_dir():
+            what = "is not a directory" if root.exists() else "does not exist"
+            raise NotFoundError(
+                f"storage root {root} {what}; nothing was created. Check the path given with "
+                "--storage or APIARY_STORAGE, or make a new root by writing to it first "
+                "(apiary demo, apiary load, or the SDK)"
+            )
+        return LocalStore(prefix=root, automatic_cleanup=True)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
