@@ -1,9 +1,10 @@
-"""Fit a table to its frame's schema (SPEC §6): widen safely, never drop or change a value.
+"""Fit a table to its frame's schema (SPEC §6): widen safely, never drop a value.
 
 Every conversion is decided by type first: a pair of types is either always lossless (int32 →
 int64), lossless only for some values (int64 → float64, ns → us), which are then checked, or not
-allowed at all (float → int, number ↔ string). pyarrow's ``safe=True`` cast is kept as a last line
-of defence, never as the rule itself.
+allowed at all (float → int, number ↔ string). The one rounding allowed is a float into a
+narrower float column (float64 → float32), as every database does; overflow to ±inf is refused.
+pyarrow's ``safe=True`` cast is kept as a last line of defence, never as the rule itself.
 """
 
 from __future__ import annotations
@@ -164,7 +165,9 @@ def _check_for(src: pa.DataType, dst: pa.DataType) -> Check | None:
         return _lossless if lo <= src_lo and src_hi <= hi else _within(lo, hi)
     if pat.is_floating(dst):
         if pat.is_floating(src):
-            return _lossless if src.bit_width <= dst.bit_width else _round_trip
+            # Narrower floats round to the declared precision, as in every database; only a
+            # finite value too large for the column (it would become ±inf) is refused.
+            return _lossless if src.bit_width <= dst.bit_width else _finite_stays_finite
         if pat.is_integer(src):
             exact = 2 ** (53 if pat.is_float64(dst) else 24)  # mantissa bits + 1
             src_lo, src_hi = _int_range(src)
@@ -230,6 +233,17 @@ def _round_trip(col: pa.ChunkedArray, dst: pa.DataType) -> str | None:
         return None
     first = pc.index(same, False).as_py()
     return f"value {col[first]} (row {first}) would not come through unchanged"
+
+
+def _finite_stays_finite(col: pa.ChunkedArray, dst: pa.DataType) -> str | None:
+    became_inf = pc.and_(pc.is_inf(col.cast(dst, safe=False)), pc.invert(pc.is_inf(col)))
+    if not pc.any(became_inf).as_py():
+        return None
+    first = pc.index(became_inf, True).as_py()
+    return (
+        f"value {col[first]} (row {first}) is too large for {_show(dst)} and would become "
+        f"infinite; declare the column {_show(col.type)}"
+    )
 
 
 def _decimal_fits(col: pa.ChunkedArray, dst: pa.DataType) -> str | None:

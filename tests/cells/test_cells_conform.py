@@ -121,8 +121,7 @@ def test_safe_numeric_widening_keeps_every_value(
         ([-1], pa.int8(), "uint8"),
         ([2**63], pa.uint64(), "int64"),
         ([300], pa.int16(), "int8"),
-        ([0.1], pa.float64(), "float32"),
-        ([1e300], pa.float64(), "float32"),
+        ([1e300], pa.float64(), "float32"),  # overflow; rounding is allowed (test_float_rounding)
     ],
 )
 def test_value_that_would_change_is_refused(values: list, source: pa.DataType, target: str) -> None:
