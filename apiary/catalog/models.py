@@ -16,6 +16,10 @@ class FrameDef(BaseModel):
     columns: list[dict[str, Any]] = Field(alias="schema")  # apiary.cells.types.schema_to_json
     partition_by: list[str] = []
     created_at: str = ""
+    # The original SDK's JSON form when the frame was created with it, shown back by get_frame
+    # (apiary.cells.types.schema_as_created); absent in older registries. Not part of the
+    # definition: the same columns in another form are the same frame.
+    schema_spec: dict[str, Any] | None = None
 
     def same_definition(self, other: FrameDef) -> bool:
         return self.columns == other.columns and self.partition_by == other.partition_by

@@ -6,16 +6,22 @@ A frame stores flat columns only. Each storable type has one canonical name (``t
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, timedelta, timezone, tzinfo
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.types as pat
 
+from apiary.cells.arrow_json import is_original_form, parse_original
 from apiary.errors import SchemaError
 from apiary.names import validate_name
+
+if TYPE_CHECKING:  # catalog sits below cells; imported for the annotation only
+    from apiary.catalog.models import FrameDef
 
 SUPPORTED_TYPES = (
     "int8, int16, int32, int64, uint8, uint16, uint32, uint64, float32 (float), "
@@ -196,26 +202,83 @@ def _unstorable_reason(t: pa.DataType) -> str | None:
 
 
 def schema_from_spec(
-    spec: Mapping[str, str | pa.DataType] | pa.Schema,
+    spec: Mapping[str, Any] | pa.Schema | str,
     partition_by: Sequence[str] = (),
 ) -> pa.Schema:
-    """The frame schema for a ``{column: type}`` mapping or a ``pa.Schema``.
+    """The frame schema for a ``{column: type}`` mapping, a ``pa.Schema`` or the original SDK's
+    JSON form ``{"fields": [{"name", "type", "nullable"}]}`` (a mapping or JSON text).
 
-    Columns from a mapping are nullable; a ``pa.Schema`` keeps the nullability it gives. Partition
-    columns must exist, must not be float or binary, and become non-nullable. Field and schema
-    metadata are dropped: the frame schema is names, types and nullability only.
+    Columns from a mapping are nullable; the other forms keep the nullability they give. Arrow
+    types that only change the memory layout (string_view, large_string, binary_view,
+    large_binary, dictionary) become their plain type: Polars, DuckDB and tpchgen write them, and
+    Parquet stores them alike. Partition columns must exist, must not be float or binary, and
+    become non-nullable. Field and schema metadata are dropped: the frame schema is names, types
+    and nullability only. Only the JSON form may be empty (``{"fields": []}``).
     """
+    if is_original_form(spec):
+        columns, _ = parse_original(spec)  # type: ignore[arg-type]
+        return _frame_schema(columns, partition_by, allow_empty=True)
     if isinstance(spec, pa.Schema):
-        columns = [(f.name, f.type, f.nullable) for f in spec]
+        columns = [(f.name, plain_type(f.type), f.nullable) for f in spec]
     elif isinstance(spec, Mapping):
-        columns = [(name, t, True) for name, t in spec.items()]
+        columns = [(name, plain_type(t), True) for name, t in spec.items()]
     else:
         raise SchemaError(
-            "a frame schema is a dict {column: type} or a pyarrow.Schema, "
-            f"got {type(spec).__name__}"
+            "a frame schema is a dict {column: type}, a pyarrow.Schema or "
+            f'{{"fields": [{{"name", "type", "nullable"}}]}}, got {type(spec).__name__}'
         )
-    if not columns:
-        raise SchemaError("a frame needs at least one column")
+    return _frame_schema(columns, partition_by)
+
+
+def plain_type(t: object) -> object:
+    """``t`` with layout-only variants replaced by the plain type (anything else unchanged)."""
+    if not isinstance(t, pa.DataType):
+        return t
+    if pat.is_dictionary(t):
+        return plain_type(t.value_type)
+    if pat.is_string_view(t) or pat.is_large_string(t):
+        return pa.string()
+    if pat.is_binary_view(t) or pat.is_large_binary(t):
+        return pa.binary()
+    return t
+
+
+def original_schema_form(spec: object) -> dict[str, Any] | None:
+    """What a frame keeps to show its schema as it was created: a clean copy of the original
+    SDK's JSON form, or None for the other forms (shown as a ``pa.Schema``, as always)."""
+    if not is_original_form(spec):
+        return None
+    return parse_original(spec)[1]  # type: ignore[arg-type]
+
+
+def schema_as_created(definition: FrameDef) -> pa.Schema | dict[str, Any]:
+    """A frame's schema in the form it was created with (for ``get_frame``).
+
+    The JSON form comes back as given when the frame was created with it; otherwise, and
+    whenever the kept form disagrees with the frame's columns (the registry is read from the
+    bucket, so it could be edited there), the ``pa.Schema``: the columns are the truth.
+    """
+    schema = schema_from_json(definition.columns)
+    spec = definition.schema_spec
+    if spec is not None:
+        try:
+            if schema_from_spec(spec, definition.partition_by) == schema:
+                return copy.deepcopy(spec)
+        except (SchemaError, TypeError, ValueError):
+            pass
+    return schema
+
+
+def _frame_schema(
+    columns: Sequence[tuple[str, object, bool]],
+    partition_by: Sequence[str] | str = (),
+    *,
+    allow_empty: bool = False,
+) -> pa.Schema:
+    if not columns and not allow_empty:
+        raise SchemaError(
+            'a frame needs at least one column (for a frame with no columns, give {"fields": []})'
+        )
     fields: list[tuple[str, pa.DataType, bool]] = []
     seen: dict[str, str] = {}
     for name, given, nullable in columns:
@@ -293,6 +356,6 @@ def schema_from_json(items: list[dict]) -> pa.Schema:
             raise SchemaError(f"a stored column needs exactly name, type, nullable: {item!r}")
         if not isinstance(item["nullable"], bool):
             raise SchemaError(f"stored column {item['name']!r}: nullable must be true or false")
-        name = validate_name(item["name"], "column")
-        fields.append(pa.field(name, _column_type(item["type"], name), item["nullable"]))
-    return schema_from_spec(pa.schema(fields))
+        fields.append((validate_name(item["name"], "column"), item["type"], item["nullable"]))
+    # Stored type names are exact (an old frame's "large_string" stays large_string).
+    return _frame_schema(fields, allow_empty=True)
