@@ -252,7 +252,8 @@ def original_schema_form(spec: object) -> dict[str, Any] | None:
 
 
 def schema_as_created(definition: FrameDef) -> pa.Schema | dict[str, Any]:
-    """A frame's schema in the form it was created with (for ``get_frame``).
+    """A frame's schema in the form it was created with (for ``get_frame``); ``create_frame``
+    keeps that form with ``FrameDef(..., schema_spec=original_schema_form(spec))``.
 
     The JSON form comes back as given when the frame was created with it; otherwise, and
     whenever the kept form disagrees with the frame's columns (the registry is read from the
