@@ -11,12 +11,13 @@ from rich.table import Table
 
 from apiary.config import load_settings
 from apiary.errors import ConfigError
+from apiary.units import human_bytes
 from hardware.budgets import Budgets, budgets
 from hardware.detect import HardwareProfile, MiB, detect
 
 
 def _mb(value: int | None) -> str:
-    return "—" if value is None else f"{value / MiB:,.0f} MB"
+    return human_bytes(value)  # the one unit style of every command and the TUI
 
 
 def _show(value: object) -> str:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
 from apiary.errors import ApiaryError
+
+if TYPE_CHECKING:
+    from apiary.sdk import Apiary
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,6 +40,15 @@ def storage_options(fn: F) -> F:
     )(fn)
 
 
+def open_apiary(name: str, storage: str | None, *, create: bool) -> Apiary:
+    """The client of a command (not a node): it stays out of the swarm, and only a command that
+    makes data (``create``: demo, load) may create a local root that does not exist yet, so a
+    mistyped ``--storage`` path is an error rather than a new, empty root."""
+    from apiary.sdk import Apiary
+
+    return Apiary(name, storage, join_swarm=False, create_root=create)
+
+
 def frame_argument(fn: F) -> F:
     return click.argument("frame", metavar="HIVE.BOX.FRAME")(fn)
 
@@ -55,8 +67,11 @@ def fail_cleanly() -> Iterator[None]:
         yield
     except ApiaryError as exc:
         # escape: a message's own brackets ("the [credentials] table") are not markup
+        # soft_wrap: one line the terminal wraps, so a path or command in it copies whole
         err_console.print(
-            f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", highlight=False
+            f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}",
+            highlight=False,
+            soft_wrap=True,
         )
         sys.exit(1)
     except KeyboardInterrupt:

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import shlex
+
 import click
 import pyarrow as pa
 import pyarrow.compute as pc
 from rich.table import Table
+from rich.text import Text
 
-from apiary.cli.common import console, storage_options
+from apiary.cli.common import console, open_apiary, storage_options
 from apiary.sample_data import REGIONS, SCHEMA, sensor_readings
-from apiary.sdk import Apiary
+from apiary.units import count
 
 HIVE, BOX, FRAME = "demo", "sensors", "readings"
+FULL_NAME = f"{HIVE}.{BOX}.{FRAME}"
+NEXT_QUERY = (
+    f"SELECT region, count(*) AS readings, avg(temperature) AS avg_c FROM {FULL_NAME} "
+    "GROUP BY region ORDER BY region"
+)
 
 
 @click.command()
@@ -24,7 +32,7 @@ def demo(storage: str | None, name: str, rows: int, batches: int) -> None:
     Safe to run again: the first batch overwrites the frame, so the data stays the
     same size while the ledger keeps every earlier version for time travel.
     """
-    with Apiary(name, storage) as ap:
+    with open_apiary(name, storage, create=True) as ap:
         console.print(f"[bold]Apiary demo[/] on {ap.storage.location}")
         ap.create_hive(HIVE)
         ap.create_box(HIVE, BOX)
@@ -37,8 +45,8 @@ def demo(storage: str | None, name: str, rows: int, batches: int) -> None:
             result = write(HIVE, BOX, FRAME, data)
             written += result["rows_written"]
             console.print(
-                f"  commit v{result['version']}: {result['rows_written']:,} rows in "
-                f"{result['cells_written']} cells, {result['bytes_written']:,} bytes, "
+                f"  commit v{result['version']}: {count(result['rows_written'], 'row')} in "
+                f"{count(result['cells_written'], 'cell')}, {result['bytes_written']:,} bytes, "
                 f"{result['duration_ms']:.0f} ms (temperature {result['temperature']:.2f})"
             )
 
@@ -51,11 +59,25 @@ def demo(storage: str | None, name: str, rows: int, batches: int) -> None:
 
     console.print(_summary(table))
     console.print(
-        f"{FRAME}: version {info['version']}, {info['rows']:,} rows in {info['cells']} cells "
-        f"({info['bytes']:,} bytes). Read back {table.num_rows:,} rows: all present. "
-        f"Partition filter region=north read {north.num_rows:,} rows; "
-        f"time travel to version {info['version'] - batches + 1} read {first.num_rows:,} rows."
+        f"{FULL_NAME}: version {info['version']}, {count(info['rows'], 'row')} in "
+        f"{count(info['cells'], 'cell')} ({info['bytes']:,} bytes). "
+        f"Read back {count(table.num_rows, 'row')}: all present. "
+        f"Partition filter region=north read {count(north.num_rows, 'row')}; "
+        f"time travel to version {info['version'] - batches + 1} read "
+        f"{count(first.num_rows, 'row')}."
     )
+    console.print(_next_steps(storage), highlight=False, soft_wrap=True)
+
+
+def _next_steps(storage: str | None) -> Text:
+    """The name to query and a command to paste (one line each, so a copy takes it whole)."""
+    where = f" --storage {shlex.quote(storage)}" if storage else ""
+    text = Text("\nQuery it as ")
+    text.append(FULL_NAME, style="bold")
+    text.append(", for example:\n")
+    text.append(f'  apiary sql "{NEXT_QUERY}"{where}\n', style="cyan")
+    text.append(f"  apiary shell{where}   (then SHOW TABLES; DESCRIBE {FULL_NAME};)")
+    return text
 
 
 def _summary(table: pa.Table) -> Table:

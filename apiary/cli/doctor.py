@@ -16,6 +16,7 @@ from apiary.config import Settings, config_file, load_settings
 from apiary.errors import ApiaryError, ConfigError, SerializationError
 from apiary.ledger import Ledger
 from apiary.storage import Storage, open_storage
+from apiary.units import count, human_bytes
 from hardware.budgets import budgets
 from hardware.detect import detect
 
@@ -34,9 +35,13 @@ def doctor(storage: str | None, name: str) -> None:
     checks: list[Check] = [("config file", "ok", str(config_file() or "none (defaults)"))]
     try:
         creds = settings.credentials.as_dict() if settings.credentials else None
-        root = open_storage(storage or settings.storage, name=name, credentials=creds)
+        # create=False: a checkup reports a mistyped path rather than making an empty root there
+        root = open_storage(
+            storage or settings.storage, name=name, credentials=creds, create=False
+        )
     except ApiaryError as exc:
         checks.append(("storage", "fail", str(exc)))
+        checks.append(_memory(settings))  # this machine's own checks hold without a root
         _report(checks)
         return
     checks.append(_check("storage reachable", lambda: _reachable(root)))
@@ -100,7 +105,7 @@ def _damage(root: Storage) -> tuple[str, str]:
                     damaged.append(str(exc))
     if damaged:
         return "fail", " | ".join(damaged)
-    return "ok", f"catalog version {state.version} and {frames} frame(s) read back intact"
+    return "ok", f"catalog version {state.version} and {count(frames, 'frame')} read back intact"
 
 
 def _memory(settings: Settings) -> Check:
@@ -111,10 +116,10 @@ def _memory(settings: Settings) -> Check:
     except ConfigError as exc:
         return ("memory", "fail", str(exc))
     budget, limit = plan.memory_budget_bytes, profile.memory_limit_bytes
-    detail = f"{budget / 2**20:,.0f} MiB budget over {profile.cores} core(s)"
+    detail = f"{human_bytes(budget)} budget over {count(profile.cores, 'core')}"
     if limit is not None and "memory_mb" not in profile.overridden:
-        detail += f", capped by a cgroup limit of {limit / 2**20:,.0f} MiB"
-    detail += f"; {plan.memory_per_bee_bytes / 2**20:,.0f} MiB per bee"
+        detail += f", capped by a cgroup limit of {human_bytes(limit)}"
+    detail += f"; {human_bytes(plan.memory_per_bee_bytes)} per bee"
     if profile.overridden:
         detail += f" (settings: {', '.join(profile.overridden)})"
     if budget < 256 * 2**20:

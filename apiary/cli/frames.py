@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from apiary.cli.common import console, frame_argument, split_frame, storage_options
-from apiary.sdk import Apiary
+from apiary.cli.common import console, frame_argument, open_apiary, split_frame, storage_options
 
 
 @click.command("vacuum")
@@ -30,7 +29,7 @@ def vacuum_cmd(
 ) -> None:
     """Delete cells no longer referenced by FRAME (orphans and replaced cells)."""
     hive, box, frame_name = split_frame(frame)
-    with Apiary(name, storage) as ap:
+    with open_apiary(name, storage, create=False) as ap:
         report = ap.vacuum_frame(
             hive, box, frame_name, retention_hours=retention_hours, dry_run=dry_run, force=force
         )
@@ -53,7 +52,7 @@ def vacuum_cmd(
 def compact_cmd(frame: str, storage: str | None, name: str) -> None:
     """Merge FRAME's small cells into leafcutter-sized ones (one commit)."""
     hive, box, frame_name = split_frame(frame)
-    with Apiary(name, storage) as ap:
+    with open_apiary(name, storage, create=False) as ap:
         report = ap.compact_frame(hive, box, frame_name)
     if not report["cells_removed"]:
         console.print(f"{frame}: nothing to compact (version {report['version']})")
@@ -70,7 +69,7 @@ def compact_cmd(frame: str, storage: str | None, name: str) -> None:
 def history_cmd(frame: str, storage: str | None, name: str) -> None:
     """List FRAME's versions (what each commit did); read any of them with version=."""
     hive, box, frame_name = split_frame(frame)
-    with Apiary(name, storage) as ap:
+    with open_apiary(name, storage, create=False) as ap:
         rows = ap.frame_history(hive, box, frame_name)
     table = Table("version", "operation", "committed at", "writer", "+cells", "-cells", "+rows")
     for row in rows:

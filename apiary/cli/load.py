@@ -16,7 +16,14 @@ from rich.progress import (
 )
 
 from apiary.cells.files import FORMATS, FileSource
-from apiary.cli.common import console, err_console, frame_argument, split_frame, storage_options
+from apiary.cli.common import (
+    console,
+    err_console,
+    frame_argument,
+    open_apiary,
+    split_frame,
+    storage_options,
+)
 from apiary.errors import ApiaryError, EntityNotFoundError
 from apiary.sdk import Apiary
 
@@ -73,7 +80,7 @@ def load(
     rows = commits = 0
     first_version = last_version = None
     columns_only: tuple[pa.Table, FileSource] | None = None  # a file with columns and no rows
-    with Apiary(name, storage) as ap, _progress() as progress:
+    with open_apiary(name, storage, create=True) as ap, _progress() as progress:
         schema = _existing_schema(ap, hive, box, frame_name, partition_by)
         bar = progress.add_task("loading", total=total_bytes)
         done_before = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import signal
 import threading
 from pathlib import Path
@@ -12,9 +13,9 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from apiary.cli.common import console, storage_options
+from apiary.cli.common import console, open_apiary, storage_options
 from apiary.sdk import Apiary
-from apiary.swarm.worker import Worker
+from apiary.units import human_bytes
 
 log = logging.getLogger("apiary.node")
 
@@ -47,16 +48,9 @@ def node(storage: str | None, name: str, node_id: str | None, config_file: Path 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    ap = Apiary(name, storage, node_id=node_id, join_swarm=True).start()
-    worker = Worker(
-        ap.storage,
-        ap.node_id,
-        credentials=ap.credentials,
-        poll_interval=ap.settings.worker_poll_interval,
-        cache=ap.cache,
-        pool=ap.pool,
-    )
-    worker.start()
+    ap = Apiary(name, storage, node_id=node_id).start()  # heartbeat and worker loop running
+    worker = ap.worker
+    assert worker is not None
     try:
         swarm = ap.swarm_status()
         log.info(
@@ -68,7 +62,6 @@ def node(storage: str | None, name: str, node_id: str | None, config_file: Path 
         stop.wait()
         log.info("node %s stopping", ap.node_id)
     finally:
-        worker.stop()
         ap.shutdown()
     log.info("node %s stopped cleanly after %d task(s)", ap.node_id, worker.tasks_run)
 
@@ -78,12 +71,21 @@ def node(storage: str | None, name: str, node_id: str | None, config_file: Path 
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def swarm(storage: str | None, name: str, as_json: bool) -> None:
     """List every node on the storage root: alive, suspect or dead, with its load."""
-    with Apiary(name, storage) as ap:
+    with open_apiary(name, storage, create=False) as ap:
         status = ap.swarm_status()
+        where = ap.storage.location
     if as_json:
         import json
 
         click.echo(json.dumps(status, indent=2))
+        return
+    if not status["nodes"]:
+        again = shlex.quote(where.uri)
+        # Text, not markup: a path or URI is printed as it is.
+        console.print(
+            Text(f"no nodes on {where}; start one with `apiary node --storage {again}`"),
+            soft_wrap=True,  # one line whatever the width: the command can be copied whole
+        )
         return
     console.print(_swarm_table(status))
 
@@ -108,7 +110,7 @@ def _swarm_table(status: dict[str, Any]) -> Table:
             f"{n['age_s']:.1f} s",
             f"{n['bees_busy']}/{n['bees_idle']}",
             str(n["cores"]),
-            f"{n['memory_budget'] / 2**30:.1f} GiB",
+            human_bytes(n["memory_budget"]),
             f"{n['temperature']:.2f} {n['band']}",
             str(len(n["cached_cells"])),
             Text(n["version"]),
@@ -120,12 +122,15 @@ def _swarm_table(status: dict[str, Any]) -> Table:
 @storage_options
 def status(storage: str | None, name: str) -> None:
     """This machine's view: storage, resources, temperature, and the swarm in short."""
-    with Apiary(name, storage) as ap:
+    with open_apiary(name, storage, create=False) as ap:
         mine = ap.status()
         swarm_status = ap.swarm_status()
-    for key in ("node_id", "storage", "version", "cores"):
+        where = ap.storage.location  # the root itself, whatever status() names its kind
+    console.print(f"{'node_id':>14}: {mine['node_id']}", highlight=False)
+    console.print(f"{'storage':>14}: {where}", highlight=False, markup=False)
+    for key in ("version", "cores"):
         console.print(f"{key:>14}: {mine[key]}", highlight=False)
-    console.print(f"{'memory budget':>14}: {mine['memory_budget'] / 2**30:.1f} GiB")
+    console.print(f"{'memory budget':>14}: {human_bytes(mine['memory_budget'])}")
     console.print(f"{'temperature':>14}: {mine['temperature']:.2f} ({mine['band']})")
     console.print(
         f"{'swarm':>14}: {swarm_status['alive']} alive, {swarm_status['suspect']} suspect, "

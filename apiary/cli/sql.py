@@ -17,10 +17,11 @@ import pyarrow.parquet as pq
 from rich.table import Table
 from rich.text import Text
 
-from apiary.cli.common import console, err_console, storage_options
+from apiary.cli.common import console, err_console, open_apiary, storage_options
 from apiary.errors import ApiaryError
 from apiary.sdk import Apiary
 from apiary.sql import history
+from apiary.units import count
 
 FORMATS = ("table", "csv", "json", "parquet")
 
@@ -72,7 +73,8 @@ def _rich_table(result: pa.Table, max_rows: int) -> Table:
 def _footer(ap: Apiary, result: pa.Table, max_rows: int) -> None:
     stats = ap.last_query
     shown = f" (first {max_rows} shown)" if result.num_rows > max_rows else ""
-    console.print(f"{result.num_rows:,} rows{shown} in {stats.seconds * 1000:.0f} ms", style="dim")
+    rows = count(result.num_rows, "row")
+    console.print(f"{rows}{shown} in {stats.seconds * 1000:.0f} ms", style="dim")
     for frame in stats.frames:
         console.print(frame.describe(), style="dim", highlight=False)
 
@@ -96,7 +98,7 @@ def sql(
     Frames are named hive.box.frame; time travel is "frame@v3" (quoted).
     Apiary's own commands work too: SHOW HIVES, DESCRIBE hive.box.frame, ...
     """
-    with Apiary(name, storage) as ap:
+    with open_apiary(name, storage, create=False) as ap:
         render(ap, ap.sql(query), fmt, max_rows, output)
 
 
@@ -109,10 +111,14 @@ Time travel: SELECT * FROM "frame@v3". Shell commands: .help, .quit (or Ctrl-D).
 @storage_options
 @click.option("--max-rows", default=50, show_default=True, help="Rows shown per result.")
 def shell(storage: str | None, name: str, max_rows: int) -> None:
-    """Interactive SQL prompt with history (kept in ~/.apiary/sql_history)."""
+    """Interactive SQL prompt with history (kept in ~/.apiary/sql_history).
+
+    Reading a script from a pipe, it runs every statement and exits 1 if any of them failed.
+    """
     history_file = _start_history()
     interactive = sys.stdin.isatty()
-    with Apiary(name, storage) as ap:
+    failed = 0
+    with open_apiary(name, storage, create=False) as ap:
         if interactive:
             console.print(f"apiary shell on {ap.storage.location}. .help for help, Ctrl-D quits.")
         for statement in _statements(ap, interactive):
@@ -128,6 +134,11 @@ def shell(storage: str | None, name: str, max_rows: int) -> None:
             except ApiaryError as exc:
                 # Text, not markup: brackets in a message ("[credentials]") print as they are.
                 err_console.print(Text.assemble(("error: ", "bold red"), str(exc)))
+                failed += 1
+    if failed and not interactive:
+        # A script's caller (CI, cron, `make`) must see that it did not all run.
+        err_console.print(f"{count(failed, 'statement')} failed")
+        sys.exit(1)
 
 
 def _statements(ap: Apiary, interactive: bool):

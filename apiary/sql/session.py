@@ -122,16 +122,37 @@ class SqlSession:
         if show.what == "hives":
             return pa.table({"hive": pa.array(ap.list_hives(), pa.string())})
         if show.what == "boxes":
-            hive = show.within or self._need_hive("SHOW BOXES IN hive")
+            if show.within is None and self.hive is None:
+                # no USE: every box, as hive.box
+                return pa.table({"box": pa.array(self._everything(2), pa.string())})
+            hive = show.within or self.hive
             return pa.table({"box": pa.array(ap.list_boxes(hive), pa.string())})
         if show.within and "." in show.within:
             hive, box = show.within.split(".")
         elif show.within:
             hive, box = self._need_hive("SHOW FRAMES IN hive.box"), show.within
+        elif self.hive is None or self.box is None:
+            # No USE (or only USE HIVE): every frame in reach, named so it can be pasted as is.
+            return pa.table({"frame": pa.array(self._everything(3, self.hive), pa.string())})
         else:
-            hive = self._need_hive("SHOW FRAMES IN hive.box")
-            box = self.box or _fail("USE BOX first, or write SHOW FRAMES IN hive.box")
+            hive, box = self.hive, self.box
         return pa.table({"frame": pa.array(ap.list_frames(hive, box), pa.string())})
+
+    def _everything(self, depth: int, hive: str | None = None) -> list[str]:
+        """Qualified names of every box (depth 2) or frame (depth 3), from one catalog read."""
+        state = self.apiary.registry.state()
+        if hive is not None:
+            self.apiary.registry.hive(hive)  # a USE'd hive dropped since: say so
+        names = []
+        for hive_name, h in sorted(state.hives.items()):
+            if hive is not None and hive_name != hive:
+                continue
+            for box_name, b in sorted(h.boxes.items()):
+                if depth == 2:
+                    names.append(f"{hive_name}.{box_name}")
+                else:
+                    names.extend(f"{hive_name}.{box_name}.{f}" for f in sorted(b.frames))
+        return names
 
     def _describe(self, describe: Describe) -> pa.Table:
         parts, version = statements.split_name(describe.name)

@@ -115,6 +115,7 @@ def test_hardware_reports_cores(frozen) -> None:
 
 
 def test_doctor_on_a_local_root(frozen, tmp_path: Path) -> None:
+    (tmp_path / "root").mkdir()  # doctor checks a root; it never creates one
     out = frozen("doctor", "--storage", str(tmp_path / "root")).stdout
     assert "create-if-absent is atomic" in out
 

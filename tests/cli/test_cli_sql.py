@@ -72,7 +72,8 @@ def test_shell_runs_statements_keeps_going_after_errors_and_keeps_history(root, 
         "SELECT * FROM nope;\n.help\nSHOW FRAMES;\n"
     )
     out = run("shell", "--storage", root, stdin=script)
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 1, out.stderr  # a piped script with a failed statement
+    assert "1 statement failed" in out.stderr
     assert "2000" in out.stdout  # the multi-line statement ran
     assert "frame demo.sensors.nope does not exist" in out.stderr
     assert "┃ frame" in out.stdout  # SHOW FRAMES ran after the error

@@ -37,6 +37,7 @@ def test_json_output_is_valid_json_with_non_finite_floats_as_null(tmp_path) -> N
         " CAST('NaN' AS DOUBLE) AS c, 1.5 AS d,"
         " make_array(1.0, CAST('NaN' AS DOUBLE)) AS e, 'Infinity' AS f"
     )
+    (tmp_path / "root").mkdir()  # an existing (empty) root: sql never creates one
     proc = apiary("sql", query, "--format", "json", "--storage", str(tmp_path / "root"))
     assert proc.returncode == 0, proc.stderr
     rows = [strict_json(line) for line in proc.stdout.splitlines()]
@@ -96,6 +97,7 @@ def test_error_text_with_brackets_is_printed_literally(capsys) -> None:
 
 
 def test_shell_errors_print_brackets_literally(tmp_path) -> None:
+    (tmp_path / "root").mkdir()
     proc = subprocess.run(
         [sys.executable, "-m", "apiary", "shell", "--storage", str(tmp_path / "root")],
         input="SELECT CAST('[credentials]' AS INT);\n",
@@ -104,5 +106,5 @@ def test_shell_errors_print_brackets_literally(tmp_path) -> None:
         env=child_env({"COLUMNS": "200"}),
         timeout=120,
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # the piped statement failed
     assert "Cannot cast string '[credentials]'" in proc.stderr, proc.stderr

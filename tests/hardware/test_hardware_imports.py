@@ -13,7 +13,7 @@ import hardware
 
 PACKAGE = Path(hardware.__file__).parent
 ALLOWED_FROM_APIARY = {"apiary.errors", "apiary.cells.sizing"}
-ALLOWED_IN_CLI = ALLOWED_FROM_APIARY | {"apiary.config"}
+ALLOWED_IN_CLI = ALLOWED_FROM_APIARY | {"apiary.config", "apiary.units"}  # units: pure text
 
 
 def imported_modules(path: Path) -> set[str]:

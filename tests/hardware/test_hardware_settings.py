@@ -90,13 +90,14 @@ def test_doctor_checks_the_configured_memory_budget(
     config = tmp_path / "apiary.toml"
     config.write_text("memory_mb = 200\ncores = 1\n")
     monkeypatch.setenv("APIARY_CONFIG", str(config))
+    (tmp_path / "root").mkdir()  # doctor checks a root; it never creates one
     code, output = apiary("doctor", "--storage", str(tmp_path / "root"))
     assert code == 0, output
-    assert "200 MiB budget over 1 core(s)" in output
+    assert "200 MiB budget over 1 core" in output
     assert "under 256 MiB" in output  # the warning judges the configured budget
     monkeypatch.setenv("APIARY_MEMORY_MB", "4096")  # a variable beats the file
     code, output = apiary("doctor", "--storage", str(tmp_path / "root"))
-    assert "4,096 MiB budget over 1 core(s)" in output and "under 256 MiB" not in output
+    assert "4 GiB budget over 1 core" in output and "under 256 MiB" not in output
 
 
 def test_doctor_fails_the_memory_check_on_a_bad_override(
