@@ -36,9 +36,7 @@ def doctor(storage: str | None, name: str) -> None:
     try:
         creds = settings.credentials.as_dict() if settings.credentials else None
         # create=False: a checkup reports a mistyped path rather than making an empty root there
-        root = open_storage(
-            storage or settings.storage, name=name, credentials=creds, create=False
-        )
+        root = open_storage(storage or settings.storage, name=name, credentials=creds, create=False)
     except ApiaryError as exc:
         checks.append(("storage", "fail", str(exc)))
         checks.append(_memory(settings))  # this machine's own checks hold without a root
