@@ -13,7 +13,14 @@ runtime it made is dropped, which the runtime's folder in the spill folder shows
 
 The pool also holds the whole process to a memory ceiling (``memory_limit``): DataFusion's pool
 bounds its operators only, not the buffers, results and allocator slack around them, so while
-tasks run the process RSS is sampled and the tasks are stopped with MemoryExceededError above it.
+tasks run the process's private memory is sampled and the tasks are stopped with
+MemoryExceededError above it. Private memory is the RSS less its shared file-backed pages: the
+~100 MB of pyarrow/DataFusion library code mapped from disk are shared with other processes and
+the kernel can drop and re-read them under pressure; what it cannot take back is what kills a
+process. Under a ceiling the bees' pools are sized from what is really free: the private memory
+measured once DataFusion is loaded and warm, less what a running query holds outside its pool
+(UNACCOUNTED), shared by the bees, so that a query that can spill does instead of hitting the
+ceiling.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import os
 import shutil
 import threading
@@ -50,6 +58,7 @@ from apiary.errors import (
     TaskTimeoutError,
 )
 
+log = logging.getLogger("apiary.bees")
 T = TypeVar("T")
 State = Literal["idle", "busy", "draining"]
 
@@ -72,12 +81,26 @@ GRACE = 0.25  # extra seconds a task gets to notice its own deadline before the 
 # DataFusion's disk manager makes one of these in the spill folder per runtime and removes it
 # only when the last holder of that runtime (context, plan, stream, spawned task) is dropped.
 RUNTIME_DIR = "datafusion-"
+# What a running query holds outside its DataFusion pool (Parquet reads and decoding, batches in
+# flight, spill reads, allocator slack), per bee. Measured: a bare scan of 4 M rows +40-60 MiB RSS,
+# a spilling GROUP BY or DISTINCT in a 16 MiB pool +80-100 MiB.
+UNACCOUNTED = 64 * MiB
+# The smallest pool worth giving a bee: below it a sort cannot even merge its spilled runs.
+POOL_FLOOR = 16 * MiB
+# A partition of a query gets its own share of the bee's pool and its own buffers.
+PARTITION_MIN = 64 * MiB
 
 
 def _sort_reservation(budget: int) -> int:
     # DataFusion reserves this much per sort for merging spilled runs; its 10 MiB default leaves
     # nothing for the sort itself in a small pool (NOTES), so scale it with the budget.
     return max(64 * 1024, min(10 * MiB, budget // 16))
+
+
+def _private_memory(process: psutil.Process) -> int:
+    """The process's resident memory that is not shared file-backed pages (module docstring)."""
+    info = process.memory_info()
+    return info.rss - getattr(info, "shared", 0)  # Linux; elsewhere the whole RSS
 
 
 def _mib(n: int) -> str:
@@ -153,8 +176,12 @@ class Bee:
         partition by default, since a bee is one core and each partition would get its own
         slice of an already small pool, and a sort merge reservation scaled to the budget.
         A query asked for on this node (not a task of a distributed one) may use more
-        ``partitions``, so a single query still uses every core, within this bee's memory.
+        ``partitions``, so a single query still uses every core, within this bee's memory —
+        but no more than one per PARTITION_MIN of budget: each partition has its own buffers
+        and slice of the pool, and a small bee split in two spills twice as much (a sort in
+        two 8 MiB halves of a 16 MiB pool cannot merge its runs at all).
         """
+        partitions = max(1, min(partitions, self.memory_budget // PARTITION_MIN))
         config = (config or SessionConfig()).with_target_partitions(partitions)
         config = config.set(
             "datafusion.execution.sort_spill_reservation_bytes",
@@ -326,9 +353,12 @@ class BeePool:
                 f"a bee pool needs bees >= 1, memory_per_bee > 0, task_timeout > 0 and "
                 f"max_attempts >= 1 (got {bees}, {memory_per_bee}, {task_timeout}, {max_attempts})"
             )
-        self.memory_per_bee = memory_per_bee
         # The process RSS ceiling (the node's memory budget); None leaves the process unbounded.
         self.memory_limit = memory_limit
+        self._process = psutil.Process()
+        if memory_limit is not None:
+            memory_per_bee = self._fit(bees, memory_per_bee, memory_limit)
+        self.memory_per_bee = memory_per_bee
         self.task_timeout = task_timeout
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
@@ -343,8 +373,33 @@ class BeePool:
         self._waiting = 0
         self._closed = False
         self._abandoned: deque[Abandonment] = deque(maxlen=ABANDONED_KEPT)
-        self._process = psutil.Process()
-        self._idle_rss = self._process.memory_info().rss
+        self._idle_memory = _private_memory(self._process)
+
+    def _fit(self, bees: int, wanted: int, limit: int) -> int:
+        """Each bee's pool: ``wanted``, or less if the process ceiling leaves less to share.
+
+        The process is measured idle once DataFusion's runtime is up (its threads and function
+        registry cost ~20-40 MiB on the first query); every bee may run a query at once and
+        each holds UNACCOUNTED outside its pool. Never below POOL_FLOOR: a budget too small for
+        that is reported (also by ``apiary doctor``) and queries that cannot spill in it stop
+        with MemoryExceededError at the ceiling rather than never running.
+        """
+        SessionContext().sql("SELECT 1").collect()
+        idle = _private_memory(self._process)
+        fit = (limit - idle) // bees - UNACCOUNTED
+        if fit < POOL_FLOOR:
+            log.warning(
+                "the node's memory budget of %s leaves %s per bee once Apiary itself (%s) and "
+                "each query's buffers outside its pool (%s) are counted; the bees get %s each "
+                "and large sorts and GROUP BYs may stop with MemoryExceededError. Raise "
+                "memory_mb, or run fewer bees (cores)",
+                _mib(limit),
+                _mib(max(fit, 0)),
+                _mib(idle),
+                _mib(UNACCOUNTED),
+                _mib(POOL_FLOOR),
+            )
+        return min(wanted, max(POOL_FLOOR, fit))
 
     # -- counts ------------------------------------------------------------------------------
 
@@ -478,11 +533,11 @@ class BeePool:
         """The error that stops a task while the whole process is above its memory ceiling."""
         if self.memory_limit is None:
             return None
-        rss = self._process.memory_info().rss
-        if rss <= self.memory_limit:
+        used = _private_memory(self._process)
+        if used <= self.memory_limit:
             return None
         return MemoryExceededError(
-            f"task {name!r} was stopped: this node's process grew to {_mib(rss)}, above its "
+            f"task {name!r} was stopped: this node's process grew to {_mib(used)}, above its "
             f"memory budget of {_mib(self.memory_limit)} (memory beyond what the bees' spill "
             "pools account for: results, Arrow buffers, aggregates such as array_agg); make "
             "the query lighter (a LIMIT, a more selective WHERE, fewer GROUP BY keys) or give "
@@ -512,7 +567,7 @@ class BeePool:
             with self._lock:
                 bee._end(draining=self._closed)
                 if all(b.task is None for b in self.bees):
-                    self._idle_rss = self._process.memory_info().rss
+                    self._idle_memory = _private_memory(self._process)
                 self._lock.notify_all()
             outcome.done.set()
 
@@ -553,16 +608,17 @@ class BeePool:
         """One row per bee.
 
         ``memory_used`` is an estimate: DataFusion 55's Python bindings do not expose a memory
-        pool's usage, so it is the process RSS above its level when every bee was last idle,
-        shared equally by the busy bees (it includes memory DataFusion does not account to the
-        pool). ``spilled_bytes`` is exact: the bytes now in the bee's spill folder.
+        pool's usage, so it is the process's private memory (module docstring) above its level
+        when every bee was last idle, shared equally by the busy bees (it includes memory
+        DataFusion does not account to the pool). ``spilled_bytes`` is exact: the bytes now in
+        the bee's spill folder.
         """
-        rss = self._process.memory_info().rss
+        used = _private_memory(self._process)
         spilled = [b.spilled_bytes() for b in self.bees]
         with self._lock:
             now = self._clock()
             busy = [b for b in self.bees if b.task is not None]
-            share = max(0, rss - self._idle_rss) // len(busy) if busy else 0
+            share = max(0, used - self._idle_memory) // len(busy) if busy else 0
             return [
                 {
                     "id": b.id,

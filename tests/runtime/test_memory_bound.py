@@ -1,7 +1,10 @@
 """A runaway query never takes the process past the node's memory budget (issue item 6).
 
-Each query runs in a fresh process with a 256 MB node budget; its peak RSS (getrusage) must stay
-near that budget, or the query must fail with MemoryExceededError. Dying is never acceptable.
+Each query runs in a fresh process with a 256 MB node budget. Queries that can spill (GROUP BY,
+DISTINCT) must finish within it with correct results; ones that cannot (array_agg over every
+row, a result larger than a bee) must fail with MemoryExceededError. Dying is never acceptable.
+The budget counts the process's private memory: its peak RSS (getrusage) less the shared library
+pages mapped from disk (~100-130 MB of pyarrow/DataFusion code the kernel can drop and re-read).
 """
 
 from __future__ import annotations
@@ -24,16 +27,18 @@ ROWS = 4_000_000
 
 CHILD = """
 import json, resource, sys
+import psutil
 from apiary import Apiary, MemoryExceededError
 out = {}
 try:
     with Apiary("m", sys.argv[1]) as ap:
-        out["rows"] = ap.sql(sys.argv[2]).num_rows
+        out["rows"] = ap.sql(sys.argv[2]).to_pylist()
         out["outcome"] = "ok"
 except MemoryExceededError as exc:
     out["outcome"] = "MemoryExceededError"
     out["message"] = str(exc)
 out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+out["shared_mb"] = psutil.Process().memory_info().shared / 2**20
 print(json.dumps(out))
 """
 
@@ -69,20 +74,62 @@ def run_child(root: str, query: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def assert_within_budget(out: dict) -> None:
+    private = out["peak_mb"] - out["shared_mb"]
+    assert private <= BOUND_MB, out
+    if out["outcome"] == "MemoryExceededError":
+        assert "MiB" in out["message"] and "memory" in out["message"]  # names the budget
+
+
+def test_group_by_spills_within_the_budget(root: str) -> None:
+    out = run_child(
+        root, "SELECT g, count(*) AS c, max(s) AS m FROM h.b.t GROUP BY g ORDER BY c DESC LIMIT 5"
+    )
+    assert_within_budget(out)
+    assert out["outcome"] == "ok", out
+    # g = k mod 2^20 over 4 M rows: groups below 4M - 3 * 2^20 have four rows, the rest three.
+    assert [row["c"] for row in out["rows"]] == [4] * 5
+    for row in out["rows"]:
+        assert row["g"] < ROWS - 3 * (1 << 20)
+        assert row["m"] == max(f"row-{(row['g'] + i * (1 << 20)) * 7919}" for i in range(4))
+
+
+def test_distinct_spills_within_the_budget(root: str) -> None:
+    out = run_child(root, "SELECT count(*) AS n FROM (SELECT DISTINCT s FROM h.b.t)")
+    assert_within_budget(out)
+    assert out["outcome"] == "ok", out
+    assert out["rows"] == [{"n": ROWS}]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="DataFusion 55's sort holds ~170 MB of string data outside its pool (measured at a "
+    "16-24 MiB pool): it is stopped cleanly at the ceiling instead of finishing",
+)
+def test_full_sort_spills_within_the_budget(root: str) -> None:
+    out = run_child(
+        root,
+        "SELECT r, s FROM (SELECT s, row_number() OVER (ORDER BY s) AS r FROM h.b.t) "
+        "WHERE r % 1000000 = 0 ORDER BY r",
+    )
+    assert_within_budget(out)
+    assert out["outcome"] == "ok", out
+    ordered = sorted(f"row-{k * 7919}" for k in range(ROWS))
+    assert out["rows"] == [
+        {"r": r, "s": ordered[r - 1]} for r in range(1_000_000, ROWS + 1, 1_000_000)
+    ]
+
+
 @pytest.mark.parametrize(
     "query",
     [
-        "SELECT s FROM h.b.t ORDER BY s",
-        "SELECT g, count(*) AS c, max(s) AS m FROM h.b.t GROUP BY g ORDER BY c DESC LIMIT 5",
-        "SELECT count(*) AS n FROM (SELECT DISTINCT s FROM h.b.t)",
         "SELECT g % 10 AS b, array_length(array_agg(s)) AS n FROM h.b.t GROUP BY 1 LIMIT 3",
         "SELECT k, s FROM h.b.t",
+        "SELECT s FROM h.b.t ORDER BY s",
     ],
-    ids=["sort", "group_by", "distinct", "array_agg", "whole_frame"],
+    ids=["array_agg", "whole_frame", "sorted_frame"],
 )
-def test_peak_rss_stays_near_the_node_budget(root: str, query: str) -> None:
+def test_what_cannot_spill_fails_cleanly_within_the_budget(root: str, query: str) -> None:
     out = run_child(root, query)
-    assert out["peak_mb"] <= BOUND_MB, out
-    assert out["outcome"] in ("ok", "MemoryExceededError"), out
-    if out["outcome"] == "MemoryExceededError":
-        assert "MiB" in out["message"] and "memory" in out["message"]  # names the budget
+    assert_within_budget(out)
+    assert out["outcome"] == "MemoryExceededError", out
