@@ -12,11 +12,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from apiary.errors import ApiaryError
+from apiary.units import human_bytes  # the one unit style of the CLI and the TUI
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -210,7 +211,11 @@ class Source:
                 from apiary.sdk import Apiary
 
                 ap = Apiary(
-                    self.name, self.storage_uri, node_id=self.node_id, join_swarm=not self.observe
+                    self.name,
+                    self.storage_uri,
+                    node_id=self.node_id,
+                    join_swarm=not self.observe,
+                    create_root=False,  # a mistyped path is an error on screen, not a new root
                 )
                 try:
                     ap.start()
@@ -267,6 +272,7 @@ class Source:
                 namespace=namespace,
             )
         status = ap.colony_status()
+        nodes = own_reading(nodes, ap.node_id, status)
         colony = ColonyView(
             status["temperature"],
             status["band"],
@@ -324,6 +330,27 @@ def read_namespace(ap: Apiary) -> Namespace:
     }
 
 
+def own_reading(
+    nodes: tuple[NodeRow, ...], node_id: str, colony: Mapping[str, Any]
+) -> tuple[NodeRow, ...]:
+    """This node's swarm row with the colony reading the gauge shows: one source of truth.
+
+    Its heartbeat on the root is up to one beat old; a query in between moves the temperature
+    a lot, and the same node must not read cold in one panel and hot in the other.
+    """
+    return tuple(
+        replace(
+            n,
+            temperature=colony["temperature"],
+            band=colony["band"],
+            regulation=colony["action"],
+        )
+        if n.node_id == node_id
+        else n
+        for n in nodes
+    )
+
+
 def pick_node(nodes: tuple[NodeRow, ...], selected: str | None) -> NodeRow | None:
     """The node whose bees an observer shows: the selected one, else the first alive one."""
     for node in nodes:
@@ -366,14 +393,6 @@ def describe_distribution(distribution: Mapping[str, Any]) -> str:
 
 
 # -- formatting ------------------------------------------------------------------------------
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
 
 
 def duration(seconds: float | None) -> str:

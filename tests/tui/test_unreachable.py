@@ -23,10 +23,11 @@ async def test_unreachable_root_shows_why_then_recovers(tmp_path, observe: bool)
         assert app.query_one("#monitor").has_class("-unreachable")
         notice = app.query_one(Unreachable)
         assert notice.display and not app.query_one("#monitor-panels").display
-        assert "cannot create the storage directory" in app.snapshot.error
+        assert f"storage root {uri} does not exist" in app.snapshot.error
         assert "UNREACHABLE" in app.sub_title
 
-        blocker.unlink()  # the root comes back
+        blocker.unlink()  # the mount comes back with the root on it (the TUI makes no root)
+        (blocker / "root").mkdir(parents=True)
         await wait_for(pilot, lambda: app.snapshot.reachable, "recovery")
         assert not app.query_one("#monitor").has_class("-unreachable")
         assert app.query_one("#monitor-panels").display

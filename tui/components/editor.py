@@ -16,6 +16,7 @@ class SqlEditor(TextArea):
     BINDINGS = [
         Binding("ctrl+up", "history(-1)", "Older", show=True),
         Binding("ctrl+down", "history(1)", "Newer", show=True),
+        Binding("ctrl+l", "clear", "Clear", show=True),
     ]
 
     def __init__(self, text: str = "", **kwargs: object) -> None:
@@ -51,6 +52,16 @@ class SqlEditor(TextArea):
         self.text = self.statements[position] if position < len(self.statements) else self._draft
         self.move_cursor(self.document.end)
 
+    def action_clear(self) -> None:
+        """Empty the editor; statements already run stay in the history (ctrl+up)."""
+        self.text = ""
+        self._position = len(self.statements)
+        self._draft = ""
+
     def insert_name(self, name: str) -> None:
-        self.insert(name)
+        """Insert ``name`` at the cursor, apart from the word before it ("FROM" + name)."""
+        row, column = self.cursor_location
+        before = self.document.get_line(row)[:column]
+        gap = " " if before and not before[-1].isspace() and before[-1] not in "(,." else ""
+        self.insert(gap + name)
         self.focus()

@@ -16,6 +16,7 @@ KEYS = [
     ("F5 or ctrl+j", "run the statement in the editor (or the selected text)"),
     ("esc", "cancel the running query"),
     ("ctrl+up / down", "older / newer statement (history shared with apiary shell)"),
+    ("ctrl+l", "clear the editor (statements already run stay in the history)"),
     ("[ / ]", "previous / next page of results"),
     ("enter on a frame", "DESCRIBE it: schema, cells, rows, bytes, version"),
     ("i in the tree", "insert the name under the cursor into the editor"),

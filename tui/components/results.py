@@ -59,6 +59,10 @@ class ResultsView(Vertical):
         self.status.update(Text(f"running… (esc cancels)  {one_line[:200]}", style="italic"))
 
     def show_error(self, message: str) -> None:
+        # Only the error: rows left from the previous query would read as this one's result.
+        self.result = None
+        self.page = 0
+        self.table.clear(columns=True)
         self.add_class("-error")
         self.status.update(Text(message))
         self.border_subtitle = "error"
