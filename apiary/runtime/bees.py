@@ -78,6 +78,8 @@ NOT_RETRIED: tuple[type[BaseException], ...] = (
 ABANDONED_KEPT = 50
 POLL = 0.05  # seconds between deadline checks while DataFusion or a task is working
 GRACE = 0.25  # extra seconds a task gets to notice its own deadline before the caller gives up
+RELEASE_GRACE = 2.0  # seconds a task that ran to its end may take to let go of its runtime
+QUICK_RELEASE = 0.5  # seconds its caller waits for that (it usually takes milliseconds)
 # DataFusion's disk manager makes one of these in the spill folder per runtime and removes it
 # only when the last holder of that runtime (context, plan, stream, spawned task) is dropped.
 RUNTIME_DIR = "datafusion-"
@@ -285,6 +287,10 @@ class Bee:
                 with contextlib.suppress(OSError):  # a spill file may vanish meanwhile
                     total += os.stat(os.path.join(root, name)).st_size
         return total
+
+    def forget_runtimes(self) -> None:
+        """Stop waiting for the runtimes made so far (see ``BeePool._wait_released``)."""
+        self._runtimes = []
 
     def holds_runtime(self) -> bool:
         """True while a DataFusion runtime made by :meth:`context` is still alive anywhere."""
@@ -562,7 +568,24 @@ class BeePool:
             outcome.error = exc
         finally:
             del task  # a closure may hold DataFusion objects too
-            self._wait_released(bee)
+            if isinstance(outcome.error, TaskTimeoutError | QueryCancelledError):
+                with self._lock:  # stopped at its own deadline check: overdue all the same
+                    if bee._cancel is None:
+                        bee._cancel = outcome.error
+            # A finished query lets go within milliseconds, and its caller then finds the bee
+            # idle. One that does not: the caller has its answer now, and the drain that
+            # follows is the bee's own business.
+            if not self._wait_released(bee, QUICK_RELEASE):
+                outcome.done.set()
+                limit = RELEASE_GRACE if outcome.error is None else self.task_timeout
+                if not self._wait_released(bee, max(RELEASE_GRACE, limit)):
+                    log.warning(
+                        "bee %d: DataFusion still holds the runtime of task %r after it "
+                        "ended; the bee takes new work again",
+                        bee.id,
+                        bee.task,
+                    )
+                    bee.forget_runtimes()
             bee.empty_spill_dir()  # outside the lock: many spill files take a while
             with self._lock:
                 bee._end(draining=self._closed)
@@ -571,22 +594,32 @@ class BeePool:
                 self._lock.notify_all()
             outcome.done.set()
 
-    def _wait_released(self, bee: Bee) -> None:
-        """Keep ``bee`` draining until DataFusion has dropped every runtime the task made.
+    def _wait_released(self, bee: Bee, limit: float) -> bool:
+        """Keep ``bee`` draining until DataFusion has dropped every runtime the task made, for
+        at most ``limit`` seconds; True once it has.
 
         A cancelled query's spawned tasks go on until their current poll ends (module
-        docstring); until then they still use a core and memory, so the bee is not idle.
+        docstring); until then they still use a core and memory, so the bee is not idle. The
+        wait is bounded, since the folder is only a sign of the runtime: now and then (about
+        one spilling query in 30, measured) it outlives a runtime whose threads are all parked,
+        and a bee must not stay out of service for that. A task that ran to its end has
+        nothing left running once its stream is done, so it gets ``RELEASE_GRACE``; one that
+        failed, timed out or was cancelled gets another task timeout.
         """
-        collected = time.monotonic()
+        started = collected = time.monotonic()
         pause = 0.002  # a finished query lets go within milliseconds: look again soon
         while bee.holds_runtime():
+            now = time.monotonic()
+            if now - started > limit:
+                return False
             with self._lock:
                 bee.state = "draining"
-            if time.monotonic() - collected > 0.2:
+            if now - collected > 0.2:
                 gc.collect()  # a reference cycle may be all that still holds the runtime
                 collected = time.monotonic()
             time.sleep(pause)
             pause = min(POLL, pause * 2)
+        return True
 
     def _acquire(self, name: str, limit: float) -> tuple[Bee, int]:
         with self._lock:
