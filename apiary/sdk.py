@@ -27,7 +27,12 @@ import pyarrow as pa
 
 from apiary.catalog import FrameDef, Registry
 from apiary.cells.sizing import CellSizing, leafcutter
-from apiary.cells.types import schema_from_spec, schema_to_json
+from apiary.cells.types import (
+    original_schema_form,
+    schema_as_created,
+    schema_from_spec,
+    schema_to_json,
+)
 from apiary.config import Settings, load_settings
 from apiary.frame import Frame
 from apiary.ledger import Ledger
@@ -40,6 +45,7 @@ from apiary.runtime.colony import Colony, system_sampler
 from apiary.runtime.node import HeartbeatLoop
 from apiary.runtime.world import Heartbeat, NodeView, Timings, read_world
 from apiary.storage import Location, RetryPolicy, Storage, apiary_home, open_storage, redact
+from apiary.swarm.worker import Worker
 from apiary.version import __version__
 from hardware.budgets import Budgets, budgets
 from hardware.detect import HardwareProfile, detect
@@ -54,6 +60,9 @@ log = logging.getLogger("apiary")
 # screen, small enough for a heartbeat written every few seconds.
 HEARTBEAT_BEE_KEYS = ("id", "state", "task", "elapsed_s", "memory_used", "memory_budget")
 HEARTBEAT_ABANDONED = 5
+STORAGE_KINDS = {"file": "local", "s3": "s3", "memory": "memory"}  # the original SDK's names
+MiB = 1 << 20
+GiB = 1 << 30
 
 
 class Apiary:
@@ -67,7 +76,7 @@ class Apiary:
         node_id: str | None = None,
         credentials: dict[str, str] | None = None,
         settings: Settings | None = None,
-        join_swarm: bool = False,
+        join_swarm: bool = True,
         clock: Callable[[], datetime] | None = None,
         create_root: bool = True,
     ) -> None:
@@ -83,10 +92,13 @@ class Apiary:
         self._registry: Registry | None = None
         self._frames: dict[tuple[str, str, str], Frame] = {}
         self._sql: SqlSession | None = None
+        # A started client is a node, a swarm of one on its own root (SPEC §10): it heartbeats
+        # and runs the worker loop. Observers and short-lived commands opt out.
         self._join_swarm = join_swarm
         self._create_root = create_root  # False: a missing local root is an error, not made
         self._clock = clock or (lambda: datetime.now(UTC))  # only ever reported, never trusted
         self._heartbeat: HeartbeatLoop | None = None
+        self._worker: Worker | None = None
         self._started_at = ""
         self.cache: CellCache | None = None  # cells of a remote root kept on local disk
         self._pool: BeePool | None = None
@@ -119,19 +131,46 @@ class Apiary:
                     folder = cache_root / f"{self.name}-{self.node_id}"
                     self.cache = CellCache(folder, self.settings.cache_bytes)
                 if self._join_swarm:
-                    self._heartbeat = HeartbeatLoop(
-                        storage, self.node_id, self._describe, self.timings, clock=self._clock
-                    )
-                    self._heartbeat.start()
+                    self._join(retry)
                 log.info("apiary %s started on %s", self.name, storage.location)
         return self
 
+    def _join(self, retry: RetryPolicy) -> None:
+        """Heartbeat and take tasks, as every node does.
+
+        The loops get their own handle on the root, so ``storage.counters`` count only what
+        this client itself asked for, not its background traffic.
+        """
+        background = open_storage(
+            self.storage.location, credentials=self._credentials, retry=retry, create=False
+        )
+        self._heartbeat = HeartbeatLoop(
+            background, self.node_id, self._describe, self.timings, clock=self._clock
+        )
+        self._heartbeat.start()
+        self._worker = Worker(
+            background,
+            self.node_id,
+            credentials=self._credentials,
+            poll_interval=self.settings.worker_poll_interval,
+            cache=self.cache,
+            pool=self.pool,
+        )
+        self._worker.start()
+
     def shutdown(self) -> None:
-        """Leave the swarm (deleting this node's heartbeat) and close the storage root."""
+        """Leave the swarm (deleting this node's heartbeat) and close the storage root.
+
+        The heartbeat goes first, so coordinators stop giving this node tasks; the worker then
+        finishes the task it is running, if any.
+        """
         with self._lock:
             if self._heartbeat is not None:
                 self._heartbeat.stop()
                 self._heartbeat = None
+            if self._worker is not None:
+                self._worker.stop()
+                self._worker = None
             if self._pool is not None:
                 self._pool.shutdown()
                 self._pool = None
@@ -158,6 +197,11 @@ class Apiary:
     def timings(self) -> Timings:
         s = self.settings
         return Timings(s.heartbeat_interval, s.suspect_after, s.dead_after, s.forget_after)
+
+    @property
+    def worker(self) -> Worker | None:
+        """This node's worker loop (tasks of distributed queries); None unless it joined."""
+        return self._worker
 
     @property
     def storage(self) -> Storage:
@@ -242,6 +286,7 @@ class Apiary:
             columns=schema_to_json(arrow_schema),
             partition_by=list(partition_by or ()),
             created_at=datetime.now(UTC).isoformat(),
+            schema_spec=original_schema_form(schema),  # get_frame shows it back as given
         )
         stored = self.registry.create_frame(hive, box, frame, wanted)
         handle = self._frame(hive, box, frame, stored)
@@ -260,19 +305,32 @@ class Apiary:
         return sorted(self.registry.box(hive, box).frames)
 
     def get_frame(self, hive: str, box: str, frame: str) -> dict[str, Any]:
-        """A frame's definition and its latest version, cells, rows and bytes."""
+        """A frame's definition and its latest version, cells, rows and bytes.
+
+        ``schema`` is in the form the frame was created with (the original SDK's JSON form, or a
+        ``pyarrow.Schema``); ``arrow_schema`` is always the ``pyarrow.Schema``. Keys of the
+        original SDK (``name``, ``cell_count``, ``row_count``, ``total_bytes``,
+        ``max_partitions``) sit beside today's; ``max_partitions`` is what one write may create.
+        """
         handle = self.frame(hive, box, frame)
         snap = handle.snapshot()
+        cells, rows, size = len(snap.cells), snap.rows, snap.bytes
         return {
+            "name": frame,
             "hive": hive,
             "box": box,
             "frame": frame,
-            "schema": handle.schema,
+            "schema": schema_as_created(handle.definition),
+            "arrow_schema": handle.schema,  # always a pyarrow.Schema, whatever form it was made in
             "partition_by": list(handle.partition_by),
+            "max_partitions": self.settings.max_partitions,
             "version": snap.version,
-            "cells": len(snap.cells),
-            "rows": snap.rows,
-            "bytes": snap.bytes,
+            "cells": cells,
+            "rows": rows,
+            "bytes": size,
+            "cell_count": cells,
+            "row_count": rows,
+            "total_bytes": size,
             "created_at": handle.definition.created_at,
         }
 
@@ -397,28 +455,55 @@ class Apiary:
     # -- status ------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        """This client: node id, storage root, version, resources, temperature, swarm role."""
+        """This client: name, node id, storage, version, resources, temperature, swarm role.
+
+        ``storage`` is the kind of root ("local", "s3" or "memory", as in the original SDK);
+        ``storage_uri`` the root itself, redacted.
+        """
         temp = self.colony.temperature()
+        location = self.storage.location
+        memory = self.hardware.memory_budget_bytes
         return {
+            "name": self.name,
             "node_id": self.node_id,
-            "storage": str(self.storage.location),
+            "state": "running",
+            "storage": STORAGE_KINDS.get(location.scheme, location.scheme),
+            "storage_uri": str(location),
             "version": __version__,
             "joined_swarm": self._heartbeat is not None,
             "started_at": self._started_at,
             "cores": self.hardware.cores,
-            "memory_budget": self.hardware.memory_budget_bytes,
-            "bees": self.budgets.bees,
+            "memory_budget": memory,
+            "memory_gb": round(memory / GiB, 2),
+            "bees": self.pool.size,
+            "memory_per_bee_mb": round(self.pool.memory_per_bee / MiB, 1),
+            "target_cell_size_mb": round(self.sizing.target_bytes / MiB, 1),
             "hardware": self.hardware.to_dict(),
             "temperature": temp,
             "band": temperature.band(temp),
         }
 
     def bee_status(self) -> list[dict[str, Any]]:
-        """Each bee: state, current task and its age, memory used against its budget."""
-        return self.pool.status()
+        """Each bee: state, current task and its age, memory used against its budget.
+
+        ``state`` is "idle" or "busy"; a bee that takes no new task while DataFusion lets go of
+        its last one (or while the node shuts down) is "busy" with ``draining`` true.
+        """
+        return [
+            {
+                **bee,
+                "bee_id": f"bee-{bee['id']}",
+                "state": "idle" if bee["state"] == "idle" else "busy",
+                "draining": bee["state"] == "draining",
+                "memory_used_mb": round(bee["memory_used"] / MiB, 1),
+                "memory_budget_mb": round(bee["memory_budget"] / MiB, 1),
+            }
+            for bee in self.pool.status()
+        ]
 
     def colony_status(self) -> dict[str, Any]:
-        """Temperature and band, its recent history, regulation, and abandoned tasks."""
+        """Temperature, ``regulation`` (its band), ``setpoint``, ``action``, history, abandoned
+        tasks."""
         return self.colony.status()
 
     def world(self) -> list[NodeView]:
@@ -433,20 +518,13 @@ class Apiary:
         A client that joined the swarm reports the view of its last heartbeat; others read the
         heartbeats as an observer.
         """
-        views = self.world()
-        nodes = [
-            {
-                **view.heartbeat.model_dump(),
-                "state": view.state,
-                "age_s": round(view.age, 3),
-                "node_state": view.heartbeat.state,
-            }
-            for view in views
-        ]
+        nodes = [_node_status(view) for view in self.world()]
         alive = [n for n in nodes if n["state"] == "alive"]
         return {
             "nodes": nodes,
             "alive": len(alive),
+            "total_bees": sum(n["bees"] for n in alive),
+            "total_idle_bees": sum(n["idle_bees"] for n in alive),
             "suspect": sum(n["state"] == "suspect" for n in nodes),
             "dead": sum(n["state"] == "dead" for n in nodes),
             "cores": sum(n["cores"] for n in alive),
@@ -456,8 +534,8 @@ class Apiary:
         }
 
     def _describe(self) -> Heartbeat:
-        temp = self.colony.temperature()
-        band = temperature.band(temp)
+        reading = self.colony.reading()
+        band = reading["band"]
         bees = [{key: bee[key] for key in HEARTBEAT_BEE_KEYS} for bee in self.pool.status()]
         return Heartbeat(
             node_id=self.node_id,
@@ -468,13 +546,14 @@ class Apiary:
             bees_busy=self.pool.busy,
             cached_cells=self.cache.keys if self.cache else [],
             cache_bytes=self.cache.size if self.cache else 0,
-            temperature=temp,
+            temperature=reading["temperature"],
             band=band,
+            memory_pressure=reading["memory"],
             storage=str(self.storage.location),
             started_at=self._started_at,
             bees=bees,
             abandoned=[a.as_dict() for a in self.pool.abandoned[-HEARTBEAT_ABANDONED:]],
-            regulation=self.colony.regulation(band),
+            action=self.colony.action(band),
         )
 
     # -- internals ---------------------------------------------------------------------------
@@ -545,3 +624,23 @@ class Apiary:
             self._frames.pop((hive, box, frame), None)
             for obj in self.storage.list(f"{hive}/{box}/{frame}"):
                 self.storage.delete(obj.path)
+
+
+def _node_status(view: NodeView) -> dict[str, Any]:
+    """One node of ``swarm_status()``: its heartbeat, judged state and the original SDK's keys.
+
+    ``bees`` is the node's bee count (the original SDK's key); each bee's row is ``bee_detail``.
+    """
+    beat = view.heartbeat
+    node = beat.model_dump(exclude={"bees"})
+    return {
+        **node,
+        "state": view.state,
+        "age_s": round(view.age, 3),
+        "node_state": beat.state,
+        "bees": len(beat.bees) or beat.bees_idle + beat.bees_busy,
+        "idle_bees": beat.bees_idle,
+        "memory_pressure": beat.memory_pressure,
+        "colony_temperature": beat.temperature,
+        "bee_detail": beat.bees,
+    }

@@ -103,7 +103,7 @@ class NodeRow:
             memory_budget=beat.memory_budget,
             temperature=beat.temperature,
             band=beat.band,
-            regulation=beat.regulation,
+            regulation=beat.action,  # what the node does in its band
             cached_cells=len(beat.cached_cells),
             cache_bytes=beat.cache_bytes,
             version=beat.version,
@@ -276,7 +276,7 @@ class Source:
         colony = ColonyView(
             status["temperature"],
             status["band"],
-            status["regulation"],
+            status["action"],  # the band is status["regulation"] too
             tuple(status["history"]),
             tuple(status["abandoned"]),
             ap.node_id,
@@ -378,7 +378,7 @@ def describe_rows(info: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("bytes", human_bytes(info["bytes"])),
         ("partition_by", ", ".join(info["partition_by"]) or "(none)"),
     ]
-    for f in info["schema"]:
+    for f in info["arrow_schema"]:  # "schema" is in the form the frame was created with
         rows.append((f.name, column_notes(f, info["partition_by"])))
     return rows
 

@@ -66,7 +66,8 @@ def run(
     progress("starting S3 (moto) and the counting proxy")
     with MotoServer() as moto, FaultProxy(moto.endpoint) as proxy, aws_env(proxy.endpoint):
         uri = f"s3://{moto.create_bucket()}/bench?endpoint={proxy.endpoint}"
-        with Apiary("bench", uri) as ap:
+        # The coordinator only observes: the figures are those of the `apiary node` processes.
+        with Apiary("bench", uri, join_swarm=False) as ap:
             ap.settings.distribute_min_cells = 2
             ap.create_hive("bench")
             ap.create_box("bench", "swarm")

@@ -181,7 +181,8 @@ class Colony:
                 "new queries; retry in a few seconds, or add nodes to the colony"
             )
 
-    def regulation(self, band: str | None = None) -> str:
+    def action(self, band: str | None = None) -> str:
+        """What regulation does in ``band`` (default: the current one)."""
         band = band or self.band()
         if band == "critical":
             return "refusing queries"
@@ -190,11 +191,19 @@ class Colony:
         return "normal"
 
     def status(self) -> dict[str, Any]:
+        """The reading plus what regulation does about it.
+
+        ``regulation`` names the band (as the original SDK's did) and ``action`` what the node
+        does in it; ``setpoint`` is the temperature regulation holds the node at or below
+        (writes are slowed above it).
+        """
         reading = self.reading()
         bees = self.pool.status()
         return {
             **reading,
-            "regulation": self.regulation(reading["band"]),
+            "regulation": reading["band"],
+            "setpoint": temperature.HOT,
+            "action": self.action(reading["band"]),
             "history": self.history,
             "bees": {
                 "total": self.pool.size,

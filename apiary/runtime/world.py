@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError, field_validator, model_validator
 
 from apiary.errors import NotFoundError
 from apiary.storage import ObjectInfo, Storage, redact
@@ -36,6 +36,7 @@ class Heartbeat(BaseModel):
     bees_busy: int = 0
     temperature: float = 0.0
     band: str = "cold"
+    memory_pressure: float = 0.0  # its process's memory over its budget (colony reading)
     cached_cells: list[str] = []
     cache_bytes: int = 0
     storage: str = ""
@@ -46,7 +47,15 @@ class Heartbeat(BaseModel):
     # What an observer (the TUI) shows of a node it is not attached to; older nodes omit them.
     bees: list[dict[str, Any]] = []  # id, state, task, elapsed_s, memory_used, memory_budget
     abandoned: list[dict[str, Any]] = []  # the latest abandoned tasks with their attempts
-    regulation: str = "normal"
+    action: str = "normal"  # what regulation does in this band ("throttling writes", ...)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_action(cls, data: Any) -> Any:
+        # Older nodes called the action "regulation", a name that now means the band.
+        if isinstance(data, dict) and "action" not in data and "regulation" in data:
+            data = {**data, "action": data["regulation"]}
+        return data
 
     @field_validator("storage")
     @classmethod

@@ -12,6 +12,7 @@ import pytest
 from apiary.errors import ApiaryError, TaskAbandonedError
 from apiary.runtime.bees import BeePool
 from apiary.runtime.colony import Colony, Reading, system_sampler
+from apiary.runtime.temperature import HOT as HOT_THRESHOLD
 
 MiB = 1 << 20
 
@@ -46,7 +47,7 @@ CRITICAL = Reading(1.0, 1.0, queue=1.0)  # ... and a full queue: 1.00
 
 
 @pytest.mark.parametrize(
-    ("reading", "band", "regulation"),
+    ("reading", "band", "action"),
     [
         (COLD, "cold", "normal"),
         (IDEAL, "ideal", "normal"),
@@ -56,11 +57,13 @@ CRITICAL = Reading(1.0, 1.0, queue=1.0)  # ... and a full queue: 1.00
     ],
 )
 def test_forced_readings_give_the_spec_bands(
-    pool: BeePool, reading: Reading, band: str, regulation: str
+    pool: BeePool, reading: Reading, band: str, action: str
 ) -> None:
     status = Colony(pool, sampler=fixed(reading)).status()
-    assert status["band"] == band
-    assert status["regulation"] == regulation
+    # "regulation" names the band (as the original SDK did); what it does is "action"
+    assert status["band"] == status["regulation"] == band
+    assert status["action"] == action
+    assert status["setpoint"] == HOT_THRESHOLD  # regulation holds the node at or below it
     assert 0.0 <= status["temperature"] <= 1.0
 
 
@@ -166,7 +169,7 @@ def test_status_reports_bees_and_abandoned_tasks(pool: BeePool) -> None:
     assert [a["error"] for a in abandoned["attempts"]] == [
         "ZeroDivisionError: division by zero"
     ] * 2
-    assert set(status) >= {"temperature", "band", "regulation", "history", "cpu", "memory"}
+    assert set(status) >= {"temperature", "band", "regulation", "action", "setpoint", "history"}
 
 
 def test_default_sampler_reads_this_machine(pool: BeePool) -> None:

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.multiprocess, pytest.mark.s3]
 
 def observer(uri: str, monkeypatch) -> Apiary:
     use_short_timings(monkeypatch)
-    return Apiary("test", uri).start()
+    return Apiary("test", uri, join_swarm=False).start()  # watches: not a node itself
 
 
 def wait_until(check: Callable[[], object], timeout: float = 60.0, what: str = "") -> object:

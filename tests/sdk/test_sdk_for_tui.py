@@ -59,7 +59,7 @@ def test_heartbeats_carry_each_bee_and_regulation_for_observers(ap: Apiary) -> N
     assert len(beat.bees) == ap.pool.size
     assert {"id", "state", "task", "elapsed_s", "memory_used", "memory_budget"} == set(beat.bees[0])
     assert beat.bees[0]["memory_budget"] == ap.pool.memory_per_bee
-    assert beat.regulation == "normal" or beat.band in ("hot", "critical")
+    assert beat.action == "normal" or beat.band in ("hot", "critical")
     assert beat.abandoned == []
 
 

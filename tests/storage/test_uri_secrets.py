@@ -124,7 +124,7 @@ def test_an_unstarted_client_does_not_print_its_uri_whole() -> None:
 def test_a_heartbeat_holding_a_password_is_shown_redacted(tmp_path) -> None:
     """An older or hostile node's heartbeat is untrusted input: observers never echo a URL."""
     root = str(tmp_path / "root")
-    with Apiary("test", root, node_id="observer") as ap:
+    with Apiary("test", root, node_id="observer", join_swarm=False) as ap:
         beat = {"node_id": "old-node", "storage": f"s3://b/p (endpoint http://u:{SECRET}@h)"}
         ap.storage.put(heartbeat_path("old-node"), json.dumps(beat).encode())
         nodes = ap.swarm_status()["nodes"]

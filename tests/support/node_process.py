@@ -16,7 +16,6 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from apiary import Apiary
-from apiary.swarm.worker import Worker
 
 
 def main() -> None:
@@ -28,21 +27,14 @@ def main() -> None:
         "test",
         uri,
         node_id=node_id,
-        join_swarm=True,
         clock=lambda: datetime.now(UTC) + timedelta(seconds=offset),
     ).start()
-    worker = Worker(
-        ap.storage,
-        node_id,
-        poll_interval=0.2,
-        before_task=lambda task: time.sleep(delay),
-        cache=ap.cache,
-        pool=ap.pool,
-    )
-    worker.start()
+    worker = ap.worker  # the worker loop every started node runs
+    assert worker is not None
+    worker.poll_interval = 0.2
+    worker.before_task = lambda task: time.sleep(delay)
     print("READY", flush=True)
     stop.wait()
-    worker.stop()
     ap.shutdown()
 
 

@@ -56,7 +56,7 @@ def files_under(folder: Path) -> set[Path]:
 @pytest.fixture
 def farm(tmp_path: Path):
     """A local root with one frame of two cells, and a real worker for ``node-x``."""
-    ap = Apiary("test", str(tmp_path / "root")).start()
+    ap = Apiary("test", str(tmp_path / "root"), join_swarm=False).start()  # node-x's worker only
     ap.create_hive("farm")
     ap.create_box("farm", "sensors")
     ap.create_frame("farm", "sensors", "temps", {"region": "string", "v": "int64"})
@@ -224,7 +224,7 @@ def test_a_running_node_refuses_a_copy_manifest(s3_bucket, tmp_path, monkeypatch
     target.parent.mkdir()
     procs = [start_apiary_node(s3_bucket.uri, NODE, quiet=True)]
     try:
-        with Apiary("test", s3_bucket.uri) as ap:
+        with Apiary("test", s3_bucket.uri, join_swarm=False) as ap:  # waits for the node alone
             deadline = time.monotonic() + 60
             while ap.swarm_status()["alive"] < 1:
                 assert time.monotonic() < deadline, "the node did not come up"
