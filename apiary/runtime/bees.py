@@ -191,6 +191,9 @@ class Bee:
         )
         # Spills are written to an SD card on a Pi: lz4 cuts the bytes written at little cost.
         config = config.set("datafusion.execution.spill_compression", "lz4_frame")
+        # batch_size stays at DataFusion's default: a smaller one does not bound the work a
+        # nested-loop or cross join does before it can be stopped (that is one piece of its
+        # probe side against the whole build side, see README) and costs other queries 6-30 %.
         runtime = (
             RuntimeEnvBuilder()
             .with_fair_spill_pool(self.memory_budget)

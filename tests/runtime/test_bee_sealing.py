@@ -24,8 +24,9 @@ LONG_GROUP_BY = (
     "SELECT value % 3000000 AS g, count(*) AS c FROM range(2000000000) "
     "GROUP BY 1 ORDER BY 2 LIMIT 3"
 )
-# A nested-loop join with a selective filter works through its whole input in one poll of the
-# stream (~5 s here): DataFusion 55 cannot stop it before that poll ends.
+# A nested-loop join with a selective filter over in-memory inputs does all its work in one poll
+# of the stream (~3 s here): DataFusion 55 cannot stop it before that poll ends. Over Parquet it
+# can stop between row groups of its probe side, each joined with the whole build side first.
 NESTED_LOOP = "SELECT count(*) FROM range(60000) a, range(60000) b WHERE a.value + b.value = 7"
 
 
