@@ -12,6 +12,7 @@ Both vocabularies work everywhere: hive/box/frame and database/schema/table.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import os
@@ -157,6 +158,9 @@ class Apiary:
             pool=self.pool,
         )
         self._worker.start()
+        # A script that never calls shutdown() still leaves cleanly: its heartbeat is deleted at
+        # exit instead of lingering until the others judge it dead.
+        atexit.register(self.shutdown)
 
     def shutdown(self) -> None:
         """Leave the swarm (deleting this node's heartbeat) and close the storage root.
@@ -164,6 +168,7 @@ class Apiary:
         The heartbeat goes first, so coordinators stop giving this node tasks; the worker then
         finishes the task it is running, if any.
         """
+        atexit.unregister(self.shutdown)
         with self._lock:
             if self._heartbeat is not None:
                 self._heartbeat.stop()

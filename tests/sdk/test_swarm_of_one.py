@@ -5,12 +5,15 @@ No separate solo mode (SPEC §10): the same ``start()`` a fleet node runs, on a 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
 import pyarrow as pa
 import pytest
 from support.nodes import use_short_timings
+from support.processes import child_env
 
 from apiary import Apiary
 from apiary.runtime.world import heartbeat_path, read_world
@@ -76,3 +79,18 @@ def test_two_plain_clients_share_a_query_through_their_own_workers(tmp_path, mon
         result = a.sql("SELECT k, sum(v) AS s FROM h.b.f GROUP BY k ORDER BY k")
         assert result.to_pylist() == [{"k": k, "s": 45} for k in "wxyz"]
         assert set(a.last_query.distribution["tasks_per_node"]) == {"a", "b"}
+
+
+def test_a_script_that_never_calls_shutdown_still_leaves_the_swarm(tmp_path) -> None:
+    root = tmp_path / "root"
+    script = (
+        "from apiary import Apiary\n"
+        f"ap = Apiary('test', {str(root)!r}, node_id='forgetful').start()\n"
+        "print(ap.swarm_status()['alive'])\n"  # ...and no shutdown()
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=child_env(), timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1"]  # it was alive in its own swarm
+    assert not (root / heartbeat_path("forgetful")).exists()
