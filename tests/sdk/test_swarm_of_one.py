@@ -5,6 +5,7 @@ No separate solo mode (SPEC §10): the same ``start()`` a fleet node runs, on a 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -94,3 +95,12 @@ def test_a_script_that_never_calls_shutdown_still_leaves_the_swarm(tmp_path) -> 
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["1"]  # it was alive in its own swarm
     assert not (root / heartbeat_path("forgetful")).exists()
+
+
+def test_an_older_nodes_regulation_is_read_as_its_action(tmp_path) -> None:
+    """Older heartbeats named the action "regulation", which now names the band."""
+    with Apiary("test", str(tmp_path / "root"), join_swarm=False) as ap:
+        old = {"node_id": "old", "band": "hot", "regulation": "throttling writes"}
+        ap.storage.put(heartbeat_path("old"), json.dumps(old).encode())
+        (node,) = ap.swarm_status()["nodes"]
+        assert (node["band"], node["action"]) == ("hot", "throttling writes")
