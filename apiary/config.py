@@ -97,7 +97,15 @@ class Settings(BaseSettings):
     )
     task_timeout: float = Field(30.0, gt=0, description="seconds a node has to answer a task")
     task_attempts: int = Field(3, ge=1, description="nodes a task is tried on before abandoning")
-    worker_poll_interval: float = Field(0.5, gt=0, description="seconds between looks for tasks")
+    worker_poll_interval: float = Field(
+        0.5, gt=0, description="seconds between looks for tasks while queries are about"
+    )
+    worker_idle_poll_interval: float | None = Field(
+        None,
+        gt=0,
+        description="seconds between looks for tasks when none was seen for a minute; "
+        "unset = 5 on S3 (each look is a LIST request), worker_poll_interval elsewhere",
+    )
     cache_dir: Path | None = Field(
         None, description="folder for the cell cache; unset = $APIARY_HOME/cache"
     )

@@ -61,6 +61,7 @@ log = logging.getLogger("apiary")
 # screen, small enough for a heartbeat written every few seconds.
 HEARTBEAT_BEE_KEYS = ("id", "state", "task", "elapsed_s", "memory_used", "memory_budget")
 HEARTBEAT_ABANDONED = 5
+IDLE_POLL_S3 = 5.0  # seconds between an idle worker's looks for tasks on S3
 STORAGE_KINDS = {"file": "local", "s3": "s3", "memory": "memory"}  # the original SDK's names
 MiB = 1 << 20
 GiB = 1 << 30
@@ -154,6 +155,7 @@ class Apiary:
             self.node_id,
             credentials=self._credentials,
             poll_interval=self.settings.worker_poll_interval,
+            idle_poll_interval=self._idle_poll_interval(),
             cache=self.cache,
             pool=self.pool,
         )
@@ -161,6 +163,16 @@ class Apiary:
         # A script that never calls shutdown() still leaves cleanly: its heartbeat is deleted at
         # exit instead of lingering until the others judge it dead.
         atexit.register(self.shutdown)
+
+    def _idle_poll_interval(self) -> float:
+        """An idle worker looks for tasks every 5 s on S3, where each look is a LIST request
+        (720 an hour), and as often as when busy elsewhere, where a look costs nothing."""
+        configured = self.settings.worker_idle_poll_interval
+        if configured is not None:
+            return configured
+        if self.storage.location.scheme == "s3":
+            return max(IDLE_POLL_S3, self.settings.worker_poll_interval)
+        return self.settings.worker_poll_interval
 
     def shutdown(self) -> None:
         """Leave the swarm (deleting this node's heartbeat) and close the storage root.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import pyarrow as pa
@@ -38,6 +39,8 @@ from apiary.swarm.manifest import (
 
 log = logging.getLogger("apiary.worker")
 
+ACTIVE_FOR = 60.0  # seconds after a manifest was last seen that a worker keeps looking often
+
 TASK_TABLE = "task_cells"  # the one table a fragment may read: the task's own cells
 _WHO_WRITES = (
     "Only Apiary coordinators should write to _queries/; check who can write to the bucket"
@@ -61,6 +64,8 @@ class Worker:
         *,
         credentials: dict[str, str] | None = None,
         poll_interval: float = 0.5,
+        idle_poll_interval: float | None = None,
+        active_for: float = ACTIVE_FOR,
         before_task: Callable[[Task], None] = lambda task: None,
         cache: CellCache | None = None,
         pool: BeePool | None = None,
@@ -69,6 +74,10 @@ class Worker:
         self.node_id = node_id
         self.credentials = credentials
         self.poll_interval = poll_interval
+        # Looking costs a LIST request on S3: look often only while queries are about.
+        self.idle_poll_interval = idle_poll_interval or poll_interval
+        self.active_for = active_for
+        self._last_seen = float("-inf")  # monotonic time a manifest was last seen
         self.before_task = before_task  # tests slow a node down here
         self.cache = cache
         self.pool = pool  # with a pool, each task runs in a bee's memory budget and deadline
@@ -87,8 +96,15 @@ class Worker:
         if self._thread is not None:
             self._thread.join(timeout=60)
 
+    def interval(self, now: float | None = None) -> float:
+        """Seconds until the next look: fast while a manifest was seen lately, slow when idle."""
+        now = time.monotonic() if now is None else now
+        if now - self._last_seen <= self.active_for:
+            return self.poll_interval
+        return self.idle_poll_interval
+
     def _run(self) -> None:
-        while not self._stop.wait(self.poll_interval):
+        while not self._stop.wait(self.interval()):
             try:
                 self.poll()
             except ApiaryError as exc:
@@ -103,7 +119,13 @@ class Worker:
         object for each task it gives this node, so the query fails clearly), never run.
         """
         ran = 0
-        for info in self.storage.list(QUERIES):
+        listed = self.storage.list(QUERIES)
+        if listed:
+            self._last_seen = time.monotonic()
+        present = {query_id_in(info.path) for info in listed}
+        # Answers of finished queries need not be remembered (a long-running node would grow).
+        self.answered = {key for key in self.answered if key[0] in present}
+        for info in listed:
             if not info.path.endswith("/manifest.json"):
                 continue
             query_id = query_id_in(info.path)
