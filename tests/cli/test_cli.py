@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
-from support.processes import child_env
+from support.processes import run_apiary
 
 
 def apiary(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "apiary", *args],
-        capture_output=True,
-        text=True,
-        env=child_env({"COLUMNS": "120"}),
-        timeout=120,
-    )
+    proc = run_apiary(*args, columns=120)
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc

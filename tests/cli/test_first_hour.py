@@ -5,21 +5,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 
 import pytest
-from support.processes import child_env
+from support.processes import run_apiary
 
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "apiary", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=child_env({"COLUMNS": "120"}),
-        timeout=120,
-    )
+    return run_apiary(*args, stdin=stdin, columns=120)
 
 
 @pytest.fixture(scope="module")

@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import gzip
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from support.processes import child_env
+from support.processes import run_apiary
 
 from apiary import Apiary
 
-
-def apiary(*args: str) -> subprocess.CompletedProcess[str]:
-    """The command as a user runs it: a separate process, errors on stderr."""
-    return subprocess.run(
-        [sys.executable, "-m", "apiary", *args],
-        capture_output=True,
-        text=True,
-        env=child_env({"COLUMNS": "200"}),
-        timeout=120,
-    )
+apiary = run_apiary
 
 
 def read(root: Path, frame: str = "z") -> pa.Table:

@@ -7,21 +7,13 @@ import subprocess
 import sys
 
 import pytest
-from support.processes import child_env
+from support.processes import child_env, run_apiary
 
 from apiary import Apiary
 from apiary.cli.common import fail_cleanly
 from apiary.errors import ConfigError, NotFoundError, SqlError, StorageError
 
-
-def apiary(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "apiary", *args],
-        capture_output=True,
-        text=True,
-        env=child_env({"COLUMNS": "200"}),
-        timeout=120,
-    )
+apiary = run_apiary
 
 
 def strict_json(line: str) -> object:

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 
 import pytest
-from support.processes import child_env
+from support.processes import run_apiary
 
 from apiary import Apiary
 from apiary.errors import ConfigError
@@ -23,14 +21,7 @@ from apiary.storage.uri import Location, parse_location, redact
 SECRET = "pw-Zq81hQ7eLx"  # distinctive, so a plain search finds any leak
 
 
-def apiary_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "apiary", *args],
-        capture_output=True,
-        text=True,
-        env=child_env({"COLUMNS": "200", **(env or {})}),
-        timeout=120,
-    )
+apiary_cli = run_apiary
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,20 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def run_apiary(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None, columns: int = 200
+) -> subprocess.CompletedProcess[str]:
+    """The ``apiary`` command as a user runs it: a separate process, errors on stderr."""
+    return subprocess.run(
+        [sys.executable, "-m", "apiary", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=child_env({"COLUMNS": str(columns), **(env or {})}),
+        timeout=120,
+    )
+
+
 def spawn_writer(
     storage: str,
     writer: int,
