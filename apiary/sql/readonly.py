@@ -39,25 +39,9 @@ _QUERY_NODES = {
     "Values",
     "WindowExpr",
 }
-# The same nodes as DataFusion's rendering names them. The rendering also shows subqueries
-# inside expressions, which the ``inputs()`` walk does not reach.
-_SHOWN_NODES = {
-    "Aggregate",
-    "Distinct",
-    "DistinctOn",
-    "EmptyRelation",
-    "Filter",
-    "Limit",
-    "Projection",
-    "Sort",
-    "Subquery",
-    "SubqueryAlias",
-    "TableScan",
-    "Union",
-    "Unnest",
-    "Values",
-    "WindowAggr",
-}
+# The same nodes as DataFusion's rendering names them (joins show as "<Kind> Join"). The
+# rendering also shows subqueries inside expressions, which the ``inputs()`` walk does not reach.
+_SHOWN_NODES = (_QUERY_NODES - {"Join", "WindowExpr"}) | {"DistinctOn", "WindowAggr"}
 _SHOWN_LABEL = re.compile(r"^\s*([A-Za-z]+(?: Join)?)(?::|$)")
 
 
