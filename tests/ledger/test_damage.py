@@ -96,7 +96,7 @@ def doctor(root: Path) -> subprocess.CompletedProcess[str]:
 def test_doctor_names_damaged_objects(root) -> None:
     healthy = doctor(root)
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
-    assert "1 frame(s) read back intact" in healthy.stdout
+    assert "1 frame read back intact" in healthy.stdout
 
     with Apiary("test", str(root)) as ap:
         ap.create_hive("later")  # so the frame is still in the catalog state read past the damage

@@ -3,7 +3,7 @@
 Each query runs in a fresh process with a 256 MB node budget. Queries that can spill (GROUP BY,
 DISTINCT) must finish within it with correct results; ones that cannot (array_agg over every
 row, a result larger than a bee) must fail with MemoryExceededError. Dying is never acceptable.
-The budget counts the process's private memory: its peak RSS (getrusage) less the shared library
+The budget counts the process's private memory: its peak RSS (VmHWM) less the shared library
 pages mapped from disk (~100-130 MB of pyarrow/DataFusion code the kernel can drop and re-read).
 """
 
@@ -26,7 +26,7 @@ BOUND_MB = BUDGET_MB * 1.25
 ROWS = 4_000_000
 
 CHILD = """
-import json, resource, sys
+import json, sys
 import psutil
 from apiary import Apiary, MemoryExceededError
 out = {}
@@ -37,7 +37,10 @@ try:
 except MemoryExceededError as exc:
     out["outcome"] = "MemoryExceededError"
     out["message"] = str(exc)
-out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not getrusage: ru_maxrss keeps the peak of the forking parent (pytest) across exec.
+with open("/proc/self/status") as status:
+    hwm = next(line for line in status if line.startswith("VmHWM:"))
+out["peak_mb"] = int(hwm.split()[1]) / 1024
 out["shared_mb"] = psutil.Process().memory_info().shared / 2**20
 print(json.dumps(out))
 """
