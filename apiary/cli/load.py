@@ -26,6 +26,7 @@ from apiary.cli.common import (
 )
 from apiary.errors import ApiaryError, EntityNotFoundError
 from apiary.sdk import Apiary
+from apiary.units import count
 
 
 @click.command()
@@ -113,7 +114,8 @@ def load(
         except ApiaryError:
             if commits:  # the load docs promise: committed chunks stay, and we say which
                 err_console.print(
-                    f"{frame}: {rows:,} rows in {commits} commit(s) were loaded before the error "
+                    f"{frame}: {count(rows, 'row')} in {count(commits, 'commit')} were loaded "
+                    "before the error "
                     f"(versions {first_version} to {last_version}); they stay",
                     markup=False,
                     highlight=False,
@@ -125,8 +127,9 @@ def load(
         "no commits" if first_version is None else f"versions {first_version} to {info['version']}"
     )
     console.print(
-        f"{frame}: loaded {rows:,} rows from {len(sources)} file(s) in {commits} commit(s) "
-        f"({versions}); the frame now holds {info['rows']:,} rows in {info['cells']} cells."
+        f"{frame}: loaded {count(rows, 'row')} from {count(len(sources), 'file')} in "
+        f"{count(commits, 'commit')} ({versions}); the frame now holds "
+        f"{count(info['rows'], 'row')} in {count(info['cells'], 'cell')}."
     )
 
 

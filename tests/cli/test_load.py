@@ -44,7 +44,7 @@ def test_csv_creates_a_partitioned_frame_in_exact_chunks(tmp_path) -> None:
         "x.y.z", str(src), "--storage", str(root), "--chunk-rows", "1000", "--partition-by", "city"
     )
     assert code == 0, out
-    assert "loaded 2,500 rows from 1 file(s) in 3 commit(s)" in out
+    assert "loaded 2,500 rows from 1 file in 3 commits" in out
     table = frame_table(root)
     assert table.column("id").to_pylist() == list(range(2500))
     assert table.column("temp").to_pylist()[:3] == [0.5, 1.5, 2.5]

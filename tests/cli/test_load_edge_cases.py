@@ -123,6 +123,6 @@ def test_a_header_only_file_before_one_with_rows_takes_types_from_the_rows(tmp_p
     root = tmp_path / "root"
     proc = apiary("load", "x.y.z", str(header), str(rows), "--storage", str(root))
     assert proc.returncode == 0, proc.stderr
-    assert "loaded 1 rows from 2 file(s)" in proc.stdout
+    assert "loaded 1 row from 2 files" in proc.stdout
     with Apiary("test", root) as ap:
         assert ap.frame("x", "y", "z").schema == pa.schema({"id": pa.int64(), "temp": pa.float64()})
