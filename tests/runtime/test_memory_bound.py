@@ -104,23 +104,23 @@ def test_distinct_spills_within_the_budget(root: str) -> None:
     assert out["rows"] == [{"n": ROWS}]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DataFusion 55's sort holds ~170 MB of string data outside its pool (measured at a "
-    "16-24 MiB pool): it is stopped cleanly at the ceiling instead of finishing",
-)
-def test_full_sort_spills_within_the_budget(root: str) -> None:
+def test_a_full_sort_finishes_or_is_stopped_within_the_budget(root: str) -> None:
+    """DataFusion 55's sort keeps much of its string data outside its pool (~170 MB measured at
+    a 16-24 MiB pool), so at 256 MB a sort of 4 M strings sometimes finishes and sometimes
+    reaches the ceiling: either way the process stays within the budget, and an answer is
+    exact."""
     out = run_child(
         root,
         "SELECT r, s FROM (SELECT s, row_number() OVER (ORDER BY s) AS r FROM h.b.t) "
         "WHERE r % 1000000 = 0 ORDER BY r",
     )
     assert_within_budget(out)
-    assert out["outcome"] == "ok", out
-    ordered = sorted(f"row-{k * 7919}" for k in range(ROWS))
-    assert out["rows"] == [
-        {"r": r, "s": ordered[r - 1]} for r in range(1_000_000, ROWS + 1, 1_000_000)
-    ]
+    assert out["outcome"] in ("ok", "MemoryExceededError"), out
+    if out["outcome"] == "ok":
+        ordered = sorted(f"row-{k * 7919}" for k in range(ROWS))
+        assert out["rows"] == [
+            {"r": r, "s": ordered[r - 1]} for r in range(1_000_000, ROWS + 1, 1_000_000)
+        ]
 
 
 @pytest.mark.parametrize(
