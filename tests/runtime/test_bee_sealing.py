@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from support.waiting import wait_until
 
 from apiary.errors import QueryCancelledError, TaskTimeoutError
 from apiary.runtime.bees import Bee, BeePool
@@ -39,15 +40,6 @@ def cpu_percent(window: float = 1.0) -> float:
     process.cpu_percent()
     time.sleep(window)
     return process.cpu_percent()
-
-
-def wait_until(condition, timeout: float) -> bool:
-    give_up = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > give_up:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 @pytest.fixture

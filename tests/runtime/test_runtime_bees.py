@@ -14,6 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 from datafusion import RuntimeEnvBuilder, SessionConfig, SessionContext
+from support.waiting import wait_until
 
 from apiary.errors import (
     ApiaryError,
@@ -53,13 +54,6 @@ def sql(query: str):
 
 def spill_files(pool: BeePool) -> list[str]:
     return [name for bee in pool.bees for _, _, files in os.walk(bee.spill_dir) for name in files]
-
-
-def wait_until(condition, timeout: float = 5.0) -> None:
-    give_up = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < give_up, "condition never became true"
-        time.sleep(0.01)
 
 
 @pytest.fixture

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import signal
-import time
-from collections.abc import Callable
 from datetime import datetime
 
 import pyarrow as pa
 import pytest
 from support.nodes import start_apiary_node, start_test_node, stop_all, use_short_timings
+from support.waiting import wait_until
 
 from apiary import Apiary
 from apiary.runtime.world import Heartbeat, NodeView
@@ -20,16 +19,6 @@ pytestmark = [pytest.mark.multiprocess, pytest.mark.s3]
 def observer(uri: str, monkeypatch) -> Apiary:
     use_short_timings(monkeypatch)
     return Apiary("test", uri, join_swarm=False).start()  # watches: not a node itself
-
-
-def wait_until(check: Callable[[], object], timeout: float = 60.0, what: str = "") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def world(ap: Apiary) -> dict[str, NodeView]:

@@ -8,26 +8,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 
 import pyarrow as pa
 import pytest
 from support.nodes import use_short_timings
 from support.processes import child_env
+from support.waiting import wait_until
 
 from apiary import Apiary
 from apiary.runtime.world import heartbeat_path, read_world
 
 NODE_KEYS = {"node_id", "state", "bees", "idle_bees", "memory_pressure", "colony_temperature"}
-
-
-def wait_until(check: Callable[[], object], timeout: float = 30.0) -> object:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-    return result
 
 
 @pytest.fixture(params=["local", "s3"])
