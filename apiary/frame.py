@@ -43,6 +43,29 @@ class Frame:
     definition: FrameDef
     ledger: Ledger
 
+    @classmethod
+    def open(
+        cls,
+        storage: Storage,
+        hive: str,
+        box: str,
+        name: str,
+        definition: FrameDef,
+        *,
+        writer: str,
+        commit_retries: int = 100,
+    ) -> Frame:
+        """The frame with its ledger, in the frame's folder ``<hive>/<box>/<name>``."""
+        ledger = Ledger(
+            storage,
+            f"{hive}/{box}/{name}",
+            definition,
+            writer=writer,
+            name=f"{hive}.{box}.{name}",
+            commit_retries=commit_retries,
+        )
+        return cls(storage, hive, box, name, definition, ledger)
+
     @property
     def full_name(self) -> str:
         return f"{self.hive}.{self.box}.{self.name}"

@@ -36,7 +36,6 @@ from apiary.cells.types import (
 )
 from apiary.config import Settings, load_settings
 from apiary.frame import Frame
-from apiary.ledger import Ledger
 from apiary.maintenance import compact, vacuum
 from apiary.names import validate_name
 from apiary.runtime import temperature
@@ -589,16 +588,15 @@ class Apiary:
         with self._lock:
             cached = self._frames.get(key)
             if cached is None or cached.definition.frame_id != definition.frame_id:
-                prefix = f"{hive}/{box}/{frame}"
-                ledger = Ledger(
+                cached = Frame.open(
                     self.storage,
-                    prefix,
+                    hive,
+                    box,
+                    frame,
                     definition,
                     writer=self.node_id,
-                    name=f"{hive}.{box}.{frame}",
                     commit_retries=self.settings.commit_retries,
                 )
-                cached = Frame(self.storage, hive, box, frame, definition, ledger)
                 self._frames[key] = cached
             return cached
 

@@ -14,7 +14,7 @@ from apiary.catalog import Registry
 from apiary.cli.common import console, storage_options
 from apiary.config import Settings, config_file, load_settings
 from apiary.errors import ApiaryError, ConfigError, SerializationError
-from apiary.ledger import Ledger
+from apiary.frame import Frame
 from apiary.storage import Storage, open_storage
 from apiary.units import count, human_bytes
 from hardware.budgets import budgets
@@ -94,11 +94,11 @@ def _damage(root: Storage) -> tuple[str, str]:
         for box_name, box in hive.boxes.items():
             for frame_name, definition in box.frames.items():
                 frames += 1
-                name = f"{hive_name}.{box_name}.{frame_name}"
-                prefix = name.replace(".", "/")
-                ledger = Ledger(root, prefix, definition, writer="doctor", name=name)
+                frame = Frame.open(
+                    root, hive_name, box_name, frame_name, definition, writer="doctor"
+                )
                 try:
-                    ledger.check_newest()
+                    frame.ledger.check_newest()
                 except SerializationError as exc:
                     damaged.append(str(exc))
     if damaged:
