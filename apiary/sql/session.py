@@ -44,8 +44,6 @@ from apiary.swarm.decompose import NotDistributable, decompose
 if TYPE_CHECKING:
     from apiary.sdk import Apiary
 
-_OPTIONS = READ_ONLY  # one home for the options, shared with workers (apiary.sql.readonly)
-
 
 @dataclass
 class FramePruning:
@@ -198,7 +196,7 @@ class SqlSession:
         for hive in state.hives:
             planning.register_catalog_provider(hive, PlanningHive(state, hive, missing))
         try:
-            plan = planning.sql_with_options(query.sql, _OPTIONS).optimized_logical_plan()
+            plan = planning.sql_with_options(query.sql, READ_ONLY).optimized_logical_plan()
         except Exception as exc:
             raise planning_error(exc, state, missing) from None
 
@@ -251,7 +249,7 @@ class SqlSession:
                 table = frame_table(execution, frame, pruned.kept, scratch)
                 _register(execution, frame.hive, frame.box, table_name, table)
             try:
-                return bee.collect(execution.sql_with_options(sql, _OPTIONS))
+                return bee.collect(execution.sql_with_options(sql, READ_ONLY))
             except ApiaryError:
                 raise
             except Exception as exc:

@@ -17,22 +17,21 @@ def make_store(location: Location, *, create: bool = True) -> LocalStore:
     """The store over ``location``'s directory, made first when ``create`` (writers may make a
     new root; readers must not, or a mistyped path silently becomes an empty root)."""
     root = Path(location.path)
-    if not create:
-        if not root.is_dir():
-            what = "is not a directory" if root.exists() else "does not exist"
-            raise NotFoundError(
-                f"storage root {root} {what}; nothing was created. Check the path given with "
-                "--storage or APIARY_STORAGE, or make a new root by writing to it first "
-                "(apiary demo, apiary load, or the SDK)"
-            )
-        return LocalStore(prefix=root, automatic_cleanup=True)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StorageError(
-            f"cannot create the storage directory {root}: {exc.strerror}; "
-            "choose a writable directory with --storage or APIARY_STORAGE"
-        ) from exc
+    if create:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create the storage directory {root}: {exc.strerror}; "
+                "choose a writable directory with --storage or APIARY_STORAGE"
+            ) from exc
+    elif not root.is_dir():
+        what = "is not a directory" if root.exists() else "does not exist"
+        raise NotFoundError(
+            f"storage root {root} {what}; nothing was created. Check the path given with "
+            "--storage or APIARY_STORAGE, or make a new root by writing to it first "
+            "(apiary demo, apiary load, or the SDK)"
+        )
     # automatic_cleanup removes folders emptied by vacuum or drop.
     return LocalStore(prefix=root, automatic_cleanup=True)
 
