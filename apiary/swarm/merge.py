@@ -1,0 +1,137 @@
+"""The coordinator's half of a split query: partial results in, the exact single-node answer out.
+
+Partial aggregates are re-aggregated (SUM of sums, SUM of counts, MIN of mins, MAX of maxes, AVG
+as their quotient computed the way DataFusion computes AVG), cast to the types the plan gives
+them, then the plan's own nodes above the split point are replayed over the merged rows.
+
+Those nodes refer to columns by qualifier and name (``orders.o_orderdate``), and one table
+can carry only one qualifier; so the merged rows are given to DataFusion as one table per
+qualifier, joined back together on a row number.
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from datafusion import DataFrame, SessionContext, col
+from datafusion import functions as f
+
+from apiary.swarm.split import OutField, Split, replay
+
+ROW_ID = "__apiary_row"
+
+
+def merge(split: Split, partials: Sequence[pa.Table]) -> pa.Table:
+    ctx = SessionContext()
+    data = pa.concat_tables(partials) if partials else None
+    if split.shape == "aggregate":
+        rows = _final_aggregate(ctx, data, split)
+    else:
+        assert data is not None
+        rows = data.rename_columns([f"c{i}" for i in range(data.num_columns)])
+    result = replay(_qualified(ctx, rows, split.fields), split.upper).to_arrow_table()
+    keep = [i for i, name in enumerate(result.column_names) if not name.startswith(ROW_ID)]
+    return result.select(keep)
+
+
+def _final_aggregate(ctx: SessionContext, data: pa.Table | None, split: Split) -> pa.Table:
+    assert data is not None
+    groups = [col(f"g{i}") for i in range(split.groups)]
+    needed: dict[str, str] = {}  # partial column -> merged column
+    exprs = []
+    for partial in split.partials:
+        merge_with = (
+            f.min if partial.function == "min" else f.max if partial.function == "max" else f.sum
+        )
+        for column in partial.columns:
+            if column not in needed:
+                needed[column] = f"m_{column}"
+                exprs.append(merge_with(col(column)).alias(needed[column]))
+    merged = _frame(ctx, data).aggregate(groups, exprs).to_arrow_table()
+    if split.groups == 0 and merged.num_rows == 0:  # no task saw a row: one row, as SQL says
+        merged = pa.table(
+            {name: pa.nulls(1, data.schema.field(c).type) for c, name in needed.items()}
+        )
+    arrays = [merged.column(f"g{i}") for i in range(split.groups)]
+    for partial, target in zip(split.partials, split.types[split.groups :], strict=True):
+        first = merged.column(needed[partial.columns[0]])
+        if partial.function == "avg":
+            arrays.append(_average(first, merged.column(needed[partial.columns[1]]), target))
+        elif partial.function == "count":
+            arrays.append(pc.fill_null(first, 0).cast(target))
+        else:
+            arrays.append(first.cast(target))
+    return pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
+
+
+def _average(sums: pa.ChunkedArray, counts: pa.ChunkedArray, target: pa.DataType) -> pa.Array:
+    """AVG from a total and a count, as DataFusion computes it from its own sum and count."""
+    if not pa.types.is_decimal(target):
+        ratio = pc.divide(
+            sums.cast(pa.float64()),
+            pc.if_else(pc.equal(counts, 0), None, counts).cast(pa.float64()),
+        )
+        return ratio.cast(target)
+    # Decimal AVG: the sum rescaled to the result's scale, divided by the count, truncated
+    # toward zero (integer arithmetic on the unscaled values, as DataFusion does).
+    values = []
+    exact = decimal.Context(prec=100)  # 38-digit values times 10**scale, without rounding
+    for total, count in zip(sums.to_pylist(), counts.to_pylist(), strict=True):
+        if total is None or not count:
+            values.append(None)
+            continue
+        unscaled = int(
+            total.scaleb(target.scale, exact).to_integral_value(decimal.ROUND_DOWN, exact)
+        )
+        quotient = abs(unscaled) // count * (1 if unscaled >= 0 else -1)
+        values.append(decimal.Decimal(quotient).scaleb(-target.scale, exact))
+    return pa.array(values, target)
+
+
+def _qualified(ctx: SessionContext, rows: pa.Table, fields: list[OutField]) -> DataFrame:
+    """``rows`` (columns c0, c1, ... in ``fields`` order) as a DataFrame with the plan's column
+    qualifiers, so the plan's own expressions above the split point resolve against it."""
+    groups: dict[str | None, list[int]] = {}
+    for i, out in enumerate(fields):
+        groups.setdefault(out.qualifier, []).append(i)
+    numbers = pa.array(range(rows.num_rows), pa.int64())
+    joined: DataFrame | None = None
+    for k, (qualifier, columns) in enumerate(groups.items()):
+        part = pa.Table.from_arrays(
+            [rows.column(i) for i in columns] + [numbers],
+            names=[fields[i].name for i in columns] + [f"{ROW_ID}{k}"],
+        )
+        df = _frame(ctx, part)
+        if qualifier is not None:
+            df = df.alias(qualifier)
+        joined = (
+            df
+            if joined is None
+            else joined.join(df, left_on=f"{ROW_ID}0", right_on=f"{ROW_ID}{k}", how="inner")
+        )
+    assert joined is not None
+    # In the plan's order; unqualified columns (aggregates, expressions) made unqualified again
+    # by an alias, as a later aggregate names its output after the columns it reads.
+    return joined.select(
+        *[
+            col(_quoted(out.qualifier, out.name))
+            if out.qualifier is not None
+            else col(_quoted(None, out.name)).alias(out.name)
+            for out in fields
+        ]
+    )
+
+
+def _quoted(qualifier: str | None, name: str) -> str:
+    parts = ([] if qualifier is None else qualifier.split(".")) + [name]
+    return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
+
+
+def _frame(ctx: SessionContext, data: pa.Table) -> DataFrame:
+    # A memory table needs one (maybe empty) batch, or DataFusion sees no partition at all.
+    if data.num_rows == 0:
+        data = pa.Table.from_batches([pa.RecordBatch.from_pylist([], schema=data.schema)])
+    return ctx.from_arrow(data)
