@@ -22,6 +22,7 @@ from datafusion import functions as f
 from apiary.swarm.split import OutField, Split, replay
 
 ROW_ID = "__apiary_row"
+_MERGE_WITH = {"min": f.min, "max": f.max}
 
 
 def merge(split: Split, partials: Sequence[pa.Table]) -> pa.Table:
