@@ -97,14 +97,17 @@ class Settings(BaseSettings):
     )
     task_timeout: float = Field(30.0, gt=0, description="seconds a node has to answer a task")
     task_attempts: int = Field(3, ge=1, description="nodes a task is tried on before abandoning")
-    worker_poll_interval: float = Field(
-        0.5, gt=0, description="seconds between looks for tasks while queries are about"
+    worker_poll_interval: float | None = Field(
+        None,
+        gt=0,
+        description="seconds between looks for tasks while queries are about; "
+        "unset = 0.02 on a local root, 0.25 on S3",
     )
     worker_idle_poll_interval: float | None = Field(
         None,
         gt=0,
         description="seconds between looks for tasks when none was seen for a minute; "
-        "unset = 5 on S3 (each look is a LIST request), worker_poll_interval elsewhere",
+        "unset = 0.1 on a local root, 5 on S3 (each look is a LIST request)",
     )
     cache_dir: Path | None = Field(
         None, description="folder for the cell cache; unset = $APIARY_HOME/cache"

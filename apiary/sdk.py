@@ -42,17 +42,19 @@ from apiary.runtime import temperature
 from apiary.runtime.bees import BeePool
 from apiary.runtime.cache import CellCache
 from apiary.runtime.colony import Colony, system_sampler
-from apiary.runtime.node import HeartbeatLoop
-from apiary.runtime.world import Heartbeat, NodeView, Timings, read_world
 from apiary.storage import Location, RetryPolicy, Storage, apiary_home, open_storage, redact
+from apiary.swarm.heartbeat import HeartbeatLoop
 from apiary.swarm.worker import Worker
+from apiary.swarm.world import Heartbeat, NodeView, Timings, read_world
 from apiary.version import __version__
 from hardware.budgets import Budgets, budgets
 from hardware.detect import HardwareProfile, detect
 from hardware.thermal import thermal_pressure
 
 if TYPE_CHECKING:
+    from apiary.sql.context import SqlContext
     from apiary.sql.session import QueryStats, SqlSession
+    from apiary.swarm.manifest import Manifest, Task
 
 log = logging.getLogger("apiary")
 
@@ -60,7 +62,9 @@ log = logging.getLogger("apiary")
 # screen, small enough for a heartbeat written every few seconds.
 HEARTBEAT_BEE_KEYS = ("id", "state", "task", "elapsed_s", "memory_used", "memory_budget")
 HEARTBEAT_ABANDONED = 5
-IDLE_POLL_S3 = 5.0  # seconds between an idle worker's looks for tasks on S3
+# Seconds between a worker's looks in _queries/ (active, idle) and a coordinator's looks for
+# answers: on S3 each look is a LIST request; on a local root it is one directory read.
+POLL = {"s3": (0.25, 5.0, 0.1), "local": (0.02, 0.1, 0.01)}
 STORAGE_KINDS = {"file": "local", "s3": "s3", "memory": "memory"}  # the original SDK's names
 MiB = 1 << 20
 GiB = 1 << 30
@@ -153,8 +157,8 @@ class Apiary:
             background,
             self.node_id,
             credentials=self._credentials,
-            poll_interval=self.settings.worker_poll_interval,
-            idle_poll_interval=self._idle_poll_interval(),
+            poll_interval=self._poll()[0],
+            idle_poll_interval=self._poll()[1],
             cache=self.cache,
             pool=self.pool,
         )
@@ -163,15 +167,16 @@ class Apiary:
         # exit instead of lingering until the others judge it dead.
         atexit.register(self.shutdown)
 
-    def _idle_poll_interval(self) -> float:
-        """An idle worker looks for tasks every 5 s on S3, where each look is a LIST request
-        (720 an hour), and as often as when busy elsewhere, where a look costs nothing."""
-        configured = self.settings.worker_idle_poll_interval
-        if configured is not None:
-            return configured
-        if self.storage.location.scheme == "s3":
-            return max(IDLE_POLL_S3, self.settings.worker_poll_interval)
-        return self.settings.worker_poll_interval
+    def _poll(self) -> tuple[float, float, float]:
+        """(worker while queries are about, worker when idle, coordinator) intervals, seconds.
+
+        An idle worker on S3 looks every 5 s (720 LIST requests an hour); elsewhere a look is
+        a directory read, so workers look often enough that sharing a query costs milliseconds.
+        """
+        active, idle, coordinator = POLL["s3" if self.storage.location.scheme == "s3" else "local"]
+        active = self.settings.worker_poll_interval or active
+        idle = max(self.settings.worker_idle_poll_interval or idle, active)
+        return active, idle, coordinator
 
     def shutdown(self) -> None:
         """Leave the swarm (deleting this node's heartbeat) and close the storage root.
@@ -416,8 +421,34 @@ class Apiary:
         if self._sql is None:
             from apiary.sql.session import SqlSession
 
-            self._sql = SqlSession(self)
+            self._sql = SqlSession(self._sql_context())
         return self._sql.execute(query, cancel)
+
+    def _sql_context(self) -> SqlContext:
+        from apiary.sql.context import SqlContext
+        from apiary.swarm.distribute import Distributor, SwarmSettings
+
+        def swarm_settings() -> SwarmSettings:
+            s = self.settings
+            return SwarmSettings(
+                s.distribute_min_cells, s.task_timeout, s.task_attempts, self._poll()[2]
+            )
+
+        def take(manifest: Manifest, task: Task) -> object:
+            return self._worker.take(manifest, task) if self._worker is not None else None
+
+        distributor = Distributor(
+            lambda: self.storage, self.node_id, self.world, swarm_settings, local=take
+        )
+        return SqlContext(
+            registry=lambda: self.registry,
+            frame=self.frame,
+            pool=lambda: self.pool,
+            location=lambda: self.storage.location,
+            credentials=self._credentials,
+            admit=lambda: self.colony.admit_query(),
+            distributor=distributor,
+        )
 
     @property
     def using(self) -> tuple[str | None, str | None]:

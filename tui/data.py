@@ -22,8 +22,8 @@ from apiary.units import human_bytes  # the one unit style of the CLI and the TU
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from apiary.runtime.world import NodeView
     from apiary.sdk import Apiary
+    from apiary.swarm.world import NodeView
 
 HISTORY_KEPT = 60  # temperature samples per node kept for an observer's sparkline
 BANDS = ("cold", "ideal", "warm", "hot", "critical")
@@ -241,7 +241,7 @@ class Source:
             return Snapshot(self.mode, self.label, self._clock(), error=reason(exc))
 
     def _gather(self, selected: str | None) -> Snapshot:
-        from apiary.runtime.world import read_world
+        from apiary.swarm.world import read_world
 
         ap = self.apiary()
         reference = self._storage_now() if self._storage_now else None

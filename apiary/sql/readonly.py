@@ -45,18 +45,26 @@ _SHOWN_NODES = (_QUERY_NODES - {"Join", "WindowExpr"}) | {"DistinctOn", "WindowA
 _SHOWN_LABEL = re.compile(r"^\s*([A-Za-z]+(?: Join)?)(?::|$)")
 
 
-def plan_read_only(ctx: SessionContext, sql: str, tables: Collection[str]) -> DataFrame:
-    """``sql`` planned in ``ctx`` under :data:`READ_ONLY` and checked; not yet run."""
+Tables = Collection[str | tuple[str, str, str]]  # names in the default schema, or full names
+DEFAULT = ("datafusion", "public")
+
+
+def plan_read_only(
+    ctx: SessionContext, sql: str, tables: Tables, default: tuple[str, str] = DEFAULT
+) -> DataFrame:
+    """``sql`` planned in ``ctx`` under :data:`READ_ONLY` and checked; not yet run.
+
+    ``default`` is the catalog and schema ``ctx`` resolves unqualified names in."""
     try:
         df = ctx.sql_with_options(sql, READ_ONLY)
     except Exception as exc:  # DataFusion refuses before executing anything
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise SqlError(f"{first[:300]} (only read-only queries run here)") from None
-    check_read_only(df.optimized_logical_plan(), tables)
+    check_read_only(df.optimized_logical_plan(), tables, default)
     return df
 
 
-def check_read_only(plan: LogicalPlan, tables: Collection[str]) -> None:
+def check_read_only(plan: LogicalPlan, tables: Tables, default: tuple[str, str] = DEFAULT) -> None:
     """Raise :class:`SqlError` unless ``plan`` is a query that reads only ``tables``."""
     kinds: list[str] = []
     _walk(plan, kinds)
@@ -67,15 +75,14 @@ def check_read_only(plan: LogicalPlan, tables: Collection[str]) -> None:
     )
     if odd:
         raise SqlError(f"only read-only queries run here; this plan has {', '.join(odd)}")
+    allowed = {(*default, t) if isinstance(t, str) else tuple(t) for t in tables}
     for scan in scans(plan):
-        if (
-            scan.table not in tables
-            or scan.catalog not in (None, "datafusion")
-            or (scan.schema not in (None, "public"))
-        ):
+        full = (scan.catalog or default[0], scan.schema or default[1], scan.table)
+        if full not in allowed:
             shown = ".".join(p for p in (scan.catalog, scan.schema, scan.table) if p)
+            names = sorted(".".join(name) for name in allowed)
             raise SqlError(
-                f"only read-only queries over {', '.join(sorted(tables))} run here; "
+                f"only read-only queries over {', '.join(names)[:300]} run here; "
                 f"this one reads {shown[:100]}"
             )
 

@@ -12,19 +12,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import pyarrow as pa
-from datafusion import LogicalPlan, SessionConfig, SessionContext
-from datafusion.catalog import Catalog, Schema, Table
+from datafusion import SessionConfig, SessionContext
 
 from apiary.catalog.models import RegistryState
 from apiary.cells.types import column_notes
 from apiary.errors import ApiaryError, SqlError
 from apiary.frame import Frame
-from apiary.runtime.bees import Bee
-from apiary.runtime.world import NodeView
 from apiary.sql import statements
+from apiary.sql.context import Decision, PinnedFrame, PlannedQuery, SqlContext
 from apiary.sql.messages import execution_error, planning_error
 from apiary.sql.plan import scans
 from apiary.sql.planning import PlanningHive
@@ -32,17 +30,12 @@ from apiary.sql.pruning import And, Or, Predicate, Pruned, prune
 from apiary.sql.readonly import READ_ONLY
 from apiary.sql.sources import (
     frame_table,
-    in_memory,
     plain_types,
     register_object_store,
+    register_table,
     scratch_folder,
 )
 from apiary.sql.statements import Describe, Query, Show, Use, split_version
-from apiary.swarm.coordinator import Coordinator
-from apiary.swarm.decompose import NotDistributable, decompose
-
-if TYPE_CHECKING:
-    from apiary.sdk import Apiary
 
 
 @dataclass
@@ -74,8 +67,8 @@ class QueryStats:
 class SqlSession:
     """SQL for one Apiary client; it holds that client's USE context."""
 
-    def __init__(self, apiary: Apiary) -> None:
-        self.apiary = apiary
+    def __init__(self, context: SqlContext) -> None:
+        self.context = context
         self.hive: str | None = None
         self.box: str | None = None
         self.last = QueryStats()
@@ -100,7 +93,7 @@ class SqlSession:
     # -- Apiary's own commands ---------------------------------------------------------------
 
     def _use(self, use: Use) -> pa.Table:
-        registry = self.apiary.registry
+        registry = self.context.registry()
         hive = use.hive or self.hive
         if use.hive:
             registry.hive(use.hive)  # raises EntityNotFoundError with suggestions
@@ -116,15 +109,15 @@ class SqlSession:
         return pa.table({"using": [where]})
 
     def _show(self, show: Show) -> pa.Table:
-        ap = self.apiary
+        registry = self.context.registry()
         if show.what == "hives":
-            return pa.table({"hive": pa.array(ap.list_hives(), pa.string())})
+            return pa.table({"hive": pa.array(sorted(registry.state().hives), pa.string())})
         if show.what == "boxes":
             if show.within is None and self.hive is None:
                 # no USE: every box, as hive.box
                 return pa.table({"box": pa.array(self._everything(2), pa.string())})
             hive = show.within or self.hive
-            return pa.table({"box": pa.array(ap.list_boxes(hive), pa.string())})
+            return pa.table({"box": pa.array(sorted(registry.hive(hive).boxes), pa.string())})
         if show.within and "." in show.within:
             hive, box = show.within.split(".")
         elif show.within:
@@ -134,13 +127,14 @@ class SqlSession:
             return pa.table({"frame": pa.array(self._everything(3, self.hive), pa.string())})
         else:
             hive, box = self.hive, self.box
-        return pa.table({"frame": pa.array(ap.list_frames(hive, box), pa.string())})
+        return pa.table({"frame": pa.array(sorted(registry.box(hive, box).frames), pa.string())})
 
     def _everything(self, depth: int, hive: str | None = None) -> list[str]:
         """Qualified names of every box (depth 2) or frame (depth 3), from one catalog read."""
-        state = self.apiary.registry.state()
+        registry = self.context.registry()
+        state = registry.state()
         if hive is not None:
-            self.apiary.registry.hive(hive)  # a USE'd hive dropped since: say so
+            registry.hive(hive)  # a USE'd hive dropped since: say so
         names = []
         for hive_name, h in sorted(state.hives.items()):
             if hive is not None and hive_name != hive:
@@ -155,7 +149,7 @@ class SqlSession:
     def _describe(self, describe: Describe) -> pa.Table:
         parts, version = statements.split_name(describe.name)
         hive, box, name = self._resolve(parts)
-        frame = self.apiary.frame(hive, box, name)
+        frame = self._frame(hive, box, name)
         snap = frame.snapshot(version)
         rows = [
             ("frame", frame.full_name),
@@ -188,9 +182,16 @@ class SqlSession:
             config = config.with_default_catalog_and_schema(self.hive, self.box or "public")
         return config
 
+    def _frame(self, hive: str, box: str, name: str, state: RegistryState | None = None) -> Frame:
+        if state is None:
+            definition = self.context.registry().frame(hive, box, name)
+        else:
+            definition = state.hives[hive].boxes[box].frames[name]
+        return self.context.frame(hive, box, name, definition)
+
     def _query(self, query: Query, cancel: threading.Event | None) -> pa.Table:
-        self.apiary.colony.admit_query()  # a critical node refuses new queries, clearly
-        state = self.apiary.registry.state()
+        self.context.admit()  # a critical node refuses new queries, clearly
+        state = self.context.registry().state()
         planning = SessionContext(self._config())
         missing: list[tuple[str, str, str]] = []
         for hive in state.hives:
@@ -211,43 +212,49 @@ class SqlSession:
                 raise SqlError(f"cannot tell which hive and box {scan.table!r} is in; USE them")
             needs.setdefault((hive, box, name, version), []).append(scan.predicates)
 
-        with scratch_folder(self.apiary.storage.location) as scratch:
-            return self._execute(query, plan, needs, state, scratch, cancel)
-
-    def _execute(
-        self,
-        query: Query,
-        plan: LogicalPlan,
-        needs: dict[tuple[str, str, str, int | None], list[list[Predicate]]],
-        state: RegistryState,
-        scratch: Path | None,
-        cancel: threading.Event | None,
-    ) -> pa.Table:
         pinned = []
         for (hive, box, name, version), per_scan in needs.items():
-            frame = self.apiary.frame(hive, box, name, state.hives[hive].boxes[box].frames[name])
+            frame = self._frame(hive, box, name, state)
             snap = frame.snapshot(version)
             pruned = prune(
                 snap.cells.values(), _combine(per_scan), frame.schema, frame.partition_by
             )
             self.last.frames.append(_report(frame, snap.version, version, pruned))
-            pinned.append((name if version is None else f"{name}@v{version}", frame, pruned))
-        if not query.explain and len(pinned) == 1:
-            shared = self._distributed(plan, pinned[0][1], pinned[0][2])
-            if shared is not None:
-                return shared
+            table = name if version is None else f"{name}@v{version}"
+            pinned.append(PinnedFrame(hive, box, table, version, frame, pruned))
+        planned = PlannedQuery(query.sql, plan, planning, pinned, self.hive, self.box)
+        distributor = self.context.distributor
+        decision = distributor.decide(planned) if distributor is not None else Decision()
+        self.last.distribution = decision.info
+        if decision.plan is not None and not query.explain:
+            assert distributor is not None
+            return plain_types(distributor.run(planned, decision, cancel))
+        with scratch_folder(self.context.location()) as scratch:
+            result = self._execute(query, pinned, scratch, cancel)
+        if query.explain:
+            return self._explain(result, decision)
+        return result
+
+    def _execute(
+        self,
+        query: Query,
+        pinned: list[PinnedFrame],
+        scratch: Path | None,
+        cancel: threading.Event | None,
+    ) -> pa.Table:
         sql = query.sql
         if query.explain:
             sql = f"EXPLAIN {'ANALYZE ' if query.analyze else ''}{sql}"
-        pool = self.apiary.pool
+        pool = self.context.pool()
+        location, credentials = self.context.location(), self.context.credentials
 
-        def run(bee: Bee) -> pa.Table:
+        def run(bee: Any) -> pa.Table:
             # Inside a bee: its memory budget and spill folder, and the task deadline.
             execution = bee.context(self._config(), partitions=pool.size)
-            register_object_store(execution, self.apiary.storage.location, self.apiary.credentials)
-            for table_name, frame, pruned in pinned:
-                table = frame_table(execution, frame, pruned.kept, scratch)
-                _register(execution, frame.hive, frame.box, table_name, table)
+            register_object_store(execution, location, credentials)
+            for p in pinned:
+                table = frame_table(execution, p.frame, p.pruned.kept, scratch)
+                register_table(execution, p.hive, p.box, p.table, table)
             try:
                 return bee.collect(execution.sql_with_options(sql, READ_ONLY))
             except ApiaryError:
@@ -257,80 +264,20 @@ class SqlSession:
 
         name = f"sql: {' '.join(query.sql.split())[:60]}"
         result = pool.run(run, name=name, retry=False, cancel=cancel)
-        if query.explain:
-            return self._explain(result)
-        return plain_types(result)
+        return result if query.explain else plain_types(result)
 
-    def _distributed(self, plan: LogicalPlan, frame: Frame, pruned: Pruned) -> pa.Table | None:
-        """Share the query with the swarm when it is big enough and splits exactly; else None."""
-        settings = self.apiary.settings
-        if not settings.distribute_min_cells or len(pruned.kept) < settings.distribute_min_cells:
-            return None
-        alive = self._alive()
-        if len(alive) < 2:
-            return None
-        try:
-            split = decompose(plan)
-        except NotDistributable as exc:
-            self.last.distribution = {"ran_locally": str(exc)}
-            return None
-        coordinator = Coordinator(
-            self.apiary.storage,
-            self.apiary.node_id,
-            self._alive,
-            task_timeout=settings.task_timeout,
-            max_attempts=settings.task_attempts,
-        )
-        outcome = coordinator.run(
-            frame.prefix,
-            frame.full_name,
-            frame.definition.columns,
-            split.fragment_sql(),
-            pruned.kept,
-        )
-        merge = SessionContext()
-        merge.register_table("partials", in_memory(pa.concat_tables(outcome.results)))
-        merged = merge.sql(split.merge_sql()).to_arrow_table()
-        final = SessionContext(self._config())
-        parts = split.relation.split(".")
-        hive = parts[-3] if len(parts) >= 3 else (self.hive or "datafusion")
-        box = parts[-2] if len(parts) >= 2 else (self.box or "public")
-        _register(final, hive, box, parts[-1], in_memory(merged))
-        result = split.finish(final.table(split.relation)).to_arrow_table()
-        self.last.distribution = {
-            "tasks": sum(outcome.tasks_per_node.values()),
-            "tasks_per_node": outcome.tasks_per_node,
-            "reassigned": outcome.reassigned,
-            "tasks_on_caching_nodes": outcome.cached_tasks,
-        }
-        return plain_types(result)
-
-    def _alive(self) -> list[NodeView]:
-        return [
-            view
-            for view in self.apiary.world()
-            if view.state == "alive" and view.heartbeat.state == "running"
-        ]
-
-    def _explain(self, plan: pa.Table) -> pa.Table:
+    def _explain(self, plan: pa.Table, decision: Decision) -> pa.Table:
         kinds = [f"apiary pruning ({f.frame})" for f in self.last.frames]
         lines = [f.describe() for f in self.last.frames]
+        if decision.explain:
+            kinds.append("apiary distribution")
+            lines.append(decision.explain)
         return pa.table(
             {
                 "plan_type": kinds + plan.column("plan_type").to_pylist(),
                 "plan": lines + plan.column("plan").to_pylist(),
             }
         )
-
-
-def _register(ctx: SessionContext, hive: str, box: str, name: str, table: Table) -> None:
-    """Put ``table`` at hive.box.name in ``ctx``, creating the catalog and schema as needed."""
-    if hive not in ctx.catalog_names():
-        ctx.register_catalog_provider(hive, Catalog.memory_catalog())
-    catalog = ctx.catalog(hive)
-    if box not in catalog.names():
-        catalog.register_schema(box, Schema.memory_schema())
-    catalog.schema(box).register_table(name, table)
 
 
 def _combine(per_scan: list[list[Predicate]]) -> list[Predicate]:

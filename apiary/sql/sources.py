@@ -20,7 +20,7 @@ from urllib.parse import quote
 import pyarrow as pa
 import pyarrow.dataset as ds
 from datafusion import SessionContext
-from datafusion.catalog import Table
+from datafusion.catalog import Catalog, Schema, Table
 from datafusion.object_store import AmazonS3
 
 from apiary.cells.reader import check_identity, read_cells
@@ -86,6 +86,16 @@ def in_memory(data: pa.Table) -> Table:
     if data.num_rows == 0:
         data = pa.Table.from_batches([pa.RecordBatch.from_pylist([], schema=data.schema)])
     return Table(SessionContext().from_arrow(data))
+
+
+def register_table(ctx: SessionContext, hive: str, box: str, name: str, table: Table) -> None:
+    """Put ``table`` at hive.box.name in ``ctx``, creating the catalog and schema as needed."""
+    if hive not in ctx.catalog_names():
+        ctx.register_catalog_provider(hive, Catalog.memory_catalog())
+    catalog = ctx.catalog(hive)
+    if box not in catalog.names():
+        catalog.register_schema(box, Schema.memory_schema())
+    catalog.schema(box).register_table(name, table)
 
 
 def register_object_store(

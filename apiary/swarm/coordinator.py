@@ -9,6 +9,7 @@ query fails with :class:`TaskAbandonedError`. The query folder is deleted when d
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -16,9 +17,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from apiary.errors import TaskAbandonedError
+from apiary.errors import QueryCancelledError, TaskAbandonedError
 from apiary.ledger import CellMeta
-from apiary.runtime.world import NodeView
 from apiary.storage import Storage
 from apiary.swarm.manifest import (
     Attempt,
@@ -30,6 +30,7 @@ from apiary.swarm.manifest import (
     query_folder,
     result_path,
 )
+from apiary.swarm.world import NodeView
 
 log = logging.getLogger("apiary.coordinator")
 
@@ -128,6 +129,7 @@ class Coordinator:
         task_timeout: float = 30.0,
         max_attempts: int = 3,
         poll_interval: float = 0.2,
+        local: Callable[[Manifest, Task], object] | None = None,
     ) -> None:
         self.storage = storage
         self.node_id = node_id
@@ -135,44 +137,53 @@ class Coordinator:
         self.task_timeout = task_timeout
         self.max_attempts = max_attempts
         self.poll_interval = poll_interval
+        # This node's own worker: its tasks start at once, without a trip through the bucket.
+        self.local = local
 
     def run(
         self,
-        frame_prefix: str,
-        frame_name: str,
-        columns: list[dict],
-        fragment_sql: str,
+        fragment: Manifest,
         cells: Sequence[CellMeta],
+        cancel: threading.Event | None = None,
     ) -> Outcome:
+        """Run ``fragment`` (a manifest without tasks) over ``cells`` of its driving frame."""
         query_id = uuid.uuid4().hex
-        plan = assign(cells, self.world(), frame_prefix)
-        manifest = Manifest(
-            query_id=query_id,
-            coordinator=self.node_id,
-            frame_prefix=frame_prefix,
-            frame_name=frame_name,
-            columns=columns,
-            fragment_sql=fragment_sql,
-            tasks=plan.tasks,
+        plan = assign(cells, self.world(), fragment.driving_frame.prefix)
+        manifest = fragment.model_copy(
+            update={"query_id": query_id, "coordinator": self.node_id, "tasks": plan.tasks}
         )
         self.storage.put(manifest_path(query_id), manifest.to_bytes())
         first_assignment = plan.per_node()
         try:
-            results, reassigned = self._collect(manifest)
+            self._start_local(manifest, manifest.tasks)
+            results, reassigned = self._collect(manifest, cancel)
         finally:
             for obj in self.storage.list(query_folder(query_id)):
                 self.storage.delete(obj.path)
         return Outcome(results, first_assignment, reassigned, plan.cached_tasks)
 
-    def _collect(self, manifest: Manifest) -> tuple[list[pa.Table], int]:
+    def _start_local(self, manifest: Manifest, tasks: Sequence[Task]) -> None:
+        if self.local is None:
+            return
+        for task in tasks:
+            if task.node == self.node_id:
+                self.local(manifest, task)
+
+    def _collect(
+        self, manifest: Manifest, cancel: threading.Event | None
+    ) -> tuple[list[pa.Table], int]:
         pending = {task.task_id: task for task in manifest.tasks}
         deadline = {tid: time.monotonic() + self.task_timeout for tid in pending}
         results: dict[str, pa.Table] = {}
         reassigned = 0
         while pending:
+            if cancel is not None and cancel.is_set():
+                raise QueryCancelledError(
+                    f"query {manifest.query_id} was cancelled; its tasks stop on every node"
+                )
             present = {o.path for o in self.storage.list(query_folder(manifest.query_id))}
             alive = {n.node_id for n in self.world()}
-            changed = False
+            moved = []
             for tid, task in list(pending.items()):
                 answer = result_path(manifest.query_id, tid, task.node)
                 failed = error_path(manifest.query_id, tid, task.node)
@@ -182,7 +193,7 @@ class Coordinator:
                     continue
                 if failed in present:
                     outcome = "error: " + self.storage.get(failed).decode(errors="replace")
-                elif task.node not in alive:
+                elif task.node not in alive and task.node != self.node_id:
                     outcome = "node died"
                 elif time.monotonic() > deadline[tid]:
                     outcome = f"timed out after {self.task_timeout:g} s"
@@ -192,9 +203,10 @@ class Coordinator:
                 self._reassign(manifest, task, alive)
                 deadline[tid] = time.monotonic() + self.task_timeout
                 reassigned += 1
-                changed = True
-            if changed:
+                moved.append(task)
+            if moved:
                 self.storage.put(manifest_path(manifest.query_id), manifest.to_bytes())
+                self._start_local(manifest, moved)
             if pending:
                 time.sleep(self.poll_interval)
         return [results[t.task_id] for t in manifest.tasks], reassigned
@@ -206,8 +218,8 @@ class Coordinator:
             history = "; ".join(f"{a.node}: {a.outcome}" for a in task.attempts)
             raise TaskAbandonedError(
                 f"task {task.task_id} of query {manifest.query_id} ({len(task.cells)} cells of "
-                f"{manifest.frame_name}) failed on every attempt: {history}. Nothing partial "
-                "was returned; check `apiary swarm` and retry."
+                f"{manifest.driving_frame.full_name}) failed on every attempt: {history}. "
+                "Nothing partial was returned; check `apiary swarm` and retry."
             )
         node = candidates[0]
         log.warning("reassigning task %s to %s (%s)", task.task_id, node, task.attempts[-1].outcome)

@@ -4,9 +4,14 @@ _queries/<query_id>/manifest.json                    written by the coordinator 
 _queries/<query_id>/<task_id>.<node_id>.arrow        a partial result (Arrow IPC stream)
 _queries/<query_id>/<task_id>.<node_id>.error.json   a task that failed on that node
 
+A manifest names the frames its fragment reads (each pinned at one version, with the cells that
+survived pruning) and which of them drives the split: each task lists its own share of the
+driving frame's cells, and reads every other frame whole.
+
 Anyone who can write to the bucket can write a manifest, so a worker treats every field as
-untrusted input: ids are safe tokens, the frame prefix is a valid ``hive/box/frame``, cell paths
-stay inside it, and sizes are bounded. What a manifest's fragment may do is checked separately
+untrusted input: ids are safe tokens, frame names are valid names (so a frame's folder is a
+``hive/box/frame`` inside the root), cell paths stay inside it, and sizes are bounded.
+What a manifest's fragment may do is checked separately
 (:func:`apiary.sql.readonly.check_read_only`).
 """
 
@@ -40,6 +45,7 @@ MAX_ATTEMPTS = 100
 MAX_COLUMNS = 10_000
 MAX_FRAGMENT_CHARS = 1_000_000
 MAX_CELL_PATH = 1024
+MAX_FRAMES = 64
 
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 # Query and task ids become parts of object names: letters, digits, '_' and '-' only.
@@ -88,24 +94,21 @@ class Task(BaseModel):
     attempts: list[Attempt] = Field([], max_length=MAX_ATTEMPTS)
 
 
-class Manifest(BaseModel):
-    query_id: Token
-    coordinator: NodeId
-    frame_prefix: str
-    frame_name: str
-    columns: list[dict[str, Any]] = Field(max_length=MAX_COLUMNS)  # schema_to_json's form
-    fragment_sql: str = Field(max_length=MAX_FRAGMENT_CHARS)
-    tasks: list[Task] = Field(max_length=MAX_TASKS)
+class FrameRef(BaseModel):
+    """A frame the fragment reads, by the name the fragment's SQL uses for it."""
 
-    @field_validator("frame_prefix")
+    hive: str
+    box: str
+    frame: str
+    version: int | None = Field(None, ge=0)  # pinned by name ("frame@v3"), or None
+    columns: list[dict[str, Any]] = Field(max_length=MAX_COLUMNS)  # schema_to_json's form
+    cells: list[CellRef] = Field([], max_length=MAX_CELLS_PER_TASK)  # the driving frame: none
+
+    @field_validator("hive", "box", "frame")
     @classmethod
-    def _frame_folder(cls, prefix: str) -> str:
-        parts = prefix.split("/")
-        if len(parts) != 3:
-            raise ValueError("frame_prefix must be hive/box/frame")
-        for part, kind in zip(parts, ("hive", "box", "frame"), strict=True):
-            validate_name(part, kind)  # an InvalidNameError is a ValueError
-        return prefix
+    def _name(cls, name: str, info: Any) -> str:
+        validate_name(name, info.field_name)  # an InvalidNameError is a ValueError
+        return name
 
     @field_validator("columns")
     @classmethod
@@ -113,11 +116,52 @@ class Manifest(BaseModel):
         schema_from_json(columns)  # a SchemaError (a ValueError) names what is wrong
         return columns
 
+    @property
+    def prefix(self) -> str:
+        return f"{self.hive}/{self.box}/{self.frame}"
+
+    @property
+    def table(self) -> str:
+        return self.frame if self.version is None else f"{self.frame}@v{self.version}"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.hive}.{self.box}.{self.table}"
+
+
+class Manifest(BaseModel):
+    query_id: Token
+    coordinator: NodeId
+    default_hive: str | None = None  # where the fragment's unqualified names resolve (USE)
+    default_box: str | None = None
+    frames: list[FrameRef] = Field(min_length=1, max_length=MAX_FRAMES)
+    driving: int = Field(0, ge=0)  # index into frames
+    fragment_sql: str = Field(max_length=MAX_FRAGMENT_CHARS)
+    tasks: list[Task] = Field(max_length=MAX_TASKS)
+
+    @field_validator("default_hive", "default_box")
+    @classmethod
+    def _default(cls, name: str | None, info: Any) -> str | None:
+        if name is not None:
+            validate_name(name, info.field_name.removeprefix("default_"))
+        return name
+
     @model_validator(mode="after")
-    def _names_agree(self) -> Manifest:
-        if self.frame_name != self.frame_prefix.replace("/", "."):
-            raise ValueError("frame_name must be frame_prefix with '.' for '/'")
+    def _consistent(self) -> Manifest:
+        if self.driving >= len(self.frames):
+            raise ValueError("driving must name one of the frames")
+        tables = [(f.hive, f.box, f.table) for f in self.frames]
+        if len(set(tables)) != len(tables):
+            raise ValueError("frames must not repeat")
         return self
+
+    @property
+    def driving_frame(self) -> FrameRef:
+        return self.frames[self.driving]
+
+    @property
+    def defaults(self) -> tuple[str, str]:
+        return (self.default_hive or "datafusion", self.default_box or "public")
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()

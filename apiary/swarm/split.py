@@ -218,11 +218,17 @@ def _aggregate(
         expr = Expr(raw)
         fields.append(OutField(None, expr.schema_name()))
         function, argument = _aggregate_call(expr)
-        needs = (
-            [("sum", argument), ("count", argument)]
-            if function == "avg"
-            else [(function, argument)]
-        )
+        needs = [(function, argument)]
+        if function == "avg":
+            # AVG of integers reads them as Float64. Summing the integers themselves and
+            # dividing at the merge gives the same value, and sum(CAST(v)) beside SUM(v) would
+            # be two aggregates DataFusion names alike.
+            inner = argument.to_variant()
+            if type(inner).__name__ == "Cast" and argument.canonical_name().endswith(
+                "AS Float64)"
+            ):
+                argument = Expr(inner.expr())
+            needs = [("sum", argument), ("count", argument)]
         columns = []
         for need_function, arg in needs:
             key = (need_function, arg.canonical_name())

@@ -7,9 +7,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pyarrow as pa
-from datafusion import DataFrame, SessionContext
+from datafusion import DataFrame, SessionConfig, SessionContext
 
 from apiary.cells.types import schema_from_json
 from apiary.errors import ApiaryError, NotFoundError, SerializationError, SqlError
@@ -22,6 +23,7 @@ from apiary.sql.sources import (
     placeholder,
     plain_types,
     register_object_store,
+    register_table,
     scan_schema,
     scratch_folder,
 )
@@ -41,7 +43,6 @@ log = logging.getLogger("apiary.worker")
 
 ACTIVE_FOR = 60.0  # seconds after a manifest was last seen that a worker keeps looking often
 
-TASK_TABLE = "task_cells"  # the one table a fragment may read: the task's own cells
 _WHO_WRITES = (
     "Only Apiary coordinators should write to _queries/; check who can write to the bucket"
 )
@@ -82,6 +83,13 @@ class Worker:
         self.cache = cache
         self.pool = pool  # with a pool, each task runs in a bee's memory budget and deadline
         self.answered: set[tuple[str, str, int]] = set()
+        self._read: dict[str, tuple[object, int]] = {}  # manifest -> (modified, size) read last
+        # Tasks run side by side, one per bee; each can be cancelled by its query folder going.
+        self._tasks = ThreadPoolExecutor(
+            max_workers=pool.size if pool is not None else 1, thread_name_prefix="apiary-task"
+        )
+        self._running: dict[str, threading.Event] = {}  # query id -> cancel, while tasks run
+        self._lock = threading.Lock()
         self.refused: set[tuple[str, object]] = set()  # manifests refused with no task to answer
         self.tasks_run = 0
         self._stop = threading.Event()
@@ -95,6 +103,9 @@ class Worker:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=60)
+        for cancel in list(self._running.values()):
+            cancel.set()
+        self._tasks.shutdown(wait=True)
 
     def interval(self, now: float | None = None) -> float:
         """Seconds until the next look: fast while a manifest was seen lately, slow when idle."""
@@ -106,28 +117,40 @@ class Worker:
     def _run(self) -> None:
         while not self._stop.wait(self.interval()):
             try:
-                self.poll()
+                self.poll(wait=False)
             except ApiaryError as exc:
                 log.warning("worker poll failed: %s", exc)
             except Exception:
                 log.exception("worker poll failed")
 
-    def poll(self) -> int:
-        """One look at ``_queries/``; returns how many tasks this node ran.
+    def poll(self, wait: bool = True) -> int:
+        """One look at ``_queries/``; returns how many tasks this node started.
+
+        With ``wait`` the tasks have finished when it returns; the worker's own loop does not
+        wait, so it keeps looking (and noticing cancelled queries) while its bees work.
 
         A manifest is untrusted input: one that fails validation is refused (with an error
         object for each task it gives this node, so the query fails clearly), never run.
         """
-        ran = 0
+        ran = []
         listed = self.storage.list(QUERIES)
         if listed:
             self._last_seen = time.monotonic()
         present = {query_id_in(info.path) for info in listed}
-        # Answers of finished queries need not be remembered (a long-running node would grow).
-        self.answered = {key for key in self.answered if key[0] in present}
+        with self._lock:
+            # A query whose folder is gone was finished or cancelled by its coordinator.
+            for query_id, cancel in self._running.items():
+                if query_id not in present:
+                    cancel.set()
+            self._running = {q: c for q, c in self._running.items() if q in present}
+            # Answers of finished queries need not be remembered (a long-running node would grow).
+            self.answered = {key for key in self.answered if key[0] in present}
+        self._read = {p: seen for p, seen in self._read.items() if query_id_in(p) in present}
         for info in listed:
             if not info.path.endswith("/manifest.json"):
                 continue
+            if self._read.get(info.path) == (info.last_modified, info.size):
+                continue  # read already, unchanged since: no new task for this node in it
             query_id = query_id_in(info.path)
             if query_id is None:
                 self._refuse(info, None, b"", "its folder is not named by a query id")
@@ -144,14 +167,27 @@ class Worker:
             except SerializationError as exc:
                 self._refuse(info, query_id, data, str(exc))
                 continue
+            self._read[info.path] = (info.last_modified, info.size)
             for task in manifest.tasks:
-                key = (manifest.query_id, task.task_id, len(task.attempts))
-                if task.node != self.node_id or key in self.answered:
-                    continue
-                self.answered.add(key)
-                self.run_task(manifest, task)
-                ran += 1
-        return ran
+                if task.node == self.node_id:
+                    started = self.take(manifest, task)
+                    if started is not None:
+                        ran.append(started)
+        if wait:
+            for future in ran:
+                future.result()
+        return len(ran)
+
+    def take(self, manifest: Manifest, task: Task) -> Future[None] | None:
+        """Start ``task`` in a bee unless this attempt of it was taken already (the coordinator
+        hands its own node's tasks straight here; the poll loop finds the rest)."""
+        key = (manifest.query_id, task.task_id, len(task.attempts))
+        with self._lock:
+            if key in self.answered:
+                return None
+            self.answered.add(key)
+            cancel = self._running.setdefault(manifest.query_id, threading.Event())
+        return self._tasks.submit(self.run_task, manifest, task, cancel)
 
     def _refuse(self, info: ObjectInfo, query_id: str | None, data: bytes, reason: str) -> None:
         """Answer a bad manifest's tasks for this node with the reason; else just log it once."""
@@ -172,23 +208,35 @@ class Worker:
             log.warning("task %s: %s", task_id, message)
             self.storage.put(error_path(query_id, task_id, self.node_id), message[:2000].encode())
 
-    def run_task(self, manifest: Manifest, task: Task) -> None:
+    def run_task(
+        self, manifest: Manifest, task: Task, cancel: threading.Event | None = None
+    ) -> None:
+        """Run one task and leave its answer (or its error) in the query folder."""
         self.before_task(task)
+        if cancel is not None and cancel.is_set():
+            return  # the query ended while this task waited for a bee
         try:
             check_fragment(manifest)  # before any cell is fetched or any bee is taken
+            config = SessionConfig().with_default_catalog_and_schema(*manifest.defaults)
             if self.pool is None:
-                result = self._execute(manifest, task, SessionContext())
+                result = self._execute(manifest, task, SessionContext(config))
             else:
                 result = self.pool.run(
-                    lambda bee: self._execute(manifest, task, bee.context(), bee.collect),
+                    lambda bee: self._execute(manifest, task, bee.context(config), bee.collect),
                     name=f"task {task.task_id} of query {manifest.query_id[:8]}",
                     retry=False,  # the coordinator retries elsewhere
+                    cancel=cancel,
                 )
         except Exception as exc:  # report it; the coordinator decides whether to retry elsewhere
+            if cancel is not None and cancel.is_set():
+                log.info("task %s of query %s cancelled", task.task_id, manifest.query_id)
+                return  # its folder is gone: writing would only bring it back
             log.warning("task %s of query %s failed: %s", task.task_id, manifest.query_id, exc)
             message = f"{type(exc).__name__}: {exc}"[:2000].encode()
             self.storage.put(error_path(manifest.query_id, task.task_id, self.node_id), message)
             return
+        if cancel is not None and cancel.is_set():
+            return  # finished after its query ended
         self.storage.put(
             result_path(manifest.query_id, task.task_id, self.node_id), ipc_bytes(result)
         )
@@ -201,9 +249,6 @@ class Worker:
         ctx: SessionContext,
         collect: Callable[[DataFrame], pa.Table] = lambda df: df.to_arrow_table(),
     ) -> pa.Table:
-        schema = schema_from_json(manifest.columns)
-        cells = [CellMeta(path=c.path, rows=c.rows, bytes=c.bytes) for c in task.cells]
-        frame = _TaskFrame(self.storage, manifest.frame_prefix, manifest.frame_name, schema)
         register_object_store(ctx, self.storage.location, self.credentials)
         parent = self.cache.folder / "scratch" if self.cache is not None else None
         with scratch_folder(self.storage.location, parent) as scratch:
@@ -212,26 +257,39 @@ class Worker:
             fetch = None
             if self.cache is not None:
                 fetch = functools.partial(self.cache.fetch, download=self.storage.get)
-            table = frame_table(ctx, frame, cells, scratch, fetch)  # type: ignore[arg-type]
-            ctx.register_table(TASK_TABLE, table)
-            # Checked by check_fragment; here task_cells is a view over the cells, whose scans
-            # the plan shows by file, so the options alone hold it to read-only again.
-            return plain_types(collect(ctx.sql_with_options(manifest.fragment_sql, READ_ONLY)))
+            for i, ref in enumerate(manifest.frames):
+                refs = task.cells if i == manifest.driving else ref.cells
+                cells = [CellMeta(path=c.path, rows=c.rows, bytes=c.bytes) for c in refs]
+                schema = schema_from_json(ref.columns)
+                frame = _TaskFrame(self.storage, ref.prefix, ref.full_name, schema)
+                table = frame_table(ctx, frame, cells, scratch, fetch)  # type: ignore[arg-type]
+                register_table(ctx, ref.hive, ref.box, ref.table, table)
+            # Checked by check_fragment against stand-ins of the same names; here the frames are
+            # views over their cells, whose scans the plan shows by file, so the read-only
+            # options alone hold the same SQL to read-only again.
+            df = ctx.sql_with_options(manifest.fragment_sql, READ_ONLY)
+            return plain_types(collect(df))
 
 
 def check_fragment(manifest: Manifest) -> None:
-    """Refuse a fragment that is anything but a read-only query over the task's cells.
+    """Refuse a fragment that is anything but a read-only query over the manifest's frames.
 
-    Planned against an empty stand-in of the frame, so nothing is read, fetched or run.
+    Planned against empty stand-ins of the frames, so nothing is read, fetched or run.
     """
-    ctx = SessionContext()
-    ctx.register_table(TASK_TABLE, placeholder(scan_schema(schema_from_json(manifest.columns))))
+    ctx = SessionContext(SessionConfig().with_default_catalog_and_schema(*manifest.defaults))
+    for ref in manifest.frames:
+        stand_in = placeholder(scan_schema(schema_from_json(ref.columns)))
+        register_table(ctx, ref.hive, ref.box, ref.table, stand_in)
     try:
-        plan_read_only(ctx, manifest.fragment_sql, {TASK_TABLE})
+        plan_read_only(ctx, manifest.fragment_sql, _tables(manifest), manifest.defaults)
     except SqlError as exc:
         raise SqlError(
             f"the fragment of query {manifest.query_id} was refused: {exc}. {_WHO_WRITES}"
         ) from None
+
+
+def _tables(manifest: Manifest) -> set[tuple[str, str, str]]:
+    return {(ref.hive, ref.box, ref.table) for ref in manifest.frames}
 
 
 class _TaskFrame:

@@ -11,7 +11,7 @@ from support.nodes import start_apiary_node, start_test_node, stop_all, use_shor
 from support.waiting import wait_until
 
 from apiary import Apiary
-from apiary.runtime.world import Heartbeat, NodeView
+from apiary.swarm.world import Heartbeat, NodeView
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.s3]
 
@@ -22,7 +22,7 @@ def observer(uri: str, monkeypatch) -> Apiary:
 
 
 def world(ap: Apiary) -> dict[str, NodeView]:
-    from apiary.runtime.world import read_world
+    from apiary.swarm.world import read_world
 
     return {view.node_id: view for view in read_world(ap.storage, ap.timings)}
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from apiary import Apiary, QueryCancelledError
-from apiary.runtime.world import read_world
+from apiary.swarm.world import read_world
 from apiary.sql import history
 
 # Long enough (seconds of CPU) that only a cancel ends it within the test.

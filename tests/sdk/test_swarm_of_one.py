@@ -16,7 +16,7 @@ from support.processes import child_env
 from support.waiting import wait_until
 
 from apiary import Apiary
-from apiary.runtime.world import heartbeat_path, read_world
+from apiary.swarm.world import heartbeat_path, read_world
 
 NODE_KEYS = {"node_id", "state", "bees", "idle_bees", "memory_pressure", "colony_temperature"}
 

@@ -14,7 +14,7 @@ from support.processes import run_apiary
 
 from apiary import Apiary
 from apiary.errors import ConfigError
-from apiary.runtime.world import heartbeat_path
+from apiary.swarm.world import heartbeat_path
 from apiary.storage import open_storage
 from apiary.storage.uri import Location, parse_location, redact
 

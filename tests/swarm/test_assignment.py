@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from apiary.ledger import CellMeta
-from apiary.runtime.world import Heartbeat, NodeView
+from apiary.swarm.world import Heartbeat, NodeView
 from apiary.swarm.coordinator import assign
 
 

@@ -36,13 +36,14 @@ def manifest(qid: str, cells: list[dict[str, Any]], **changes: Any) -> dict[str,
     """A manifest as a coordinator writes it, with ``changes`` applied (``task`` for the task)."""
     task = {"task_id": "t0000", "cells": cells, "node": NODE, "attempts": [{"node": NODE}]}
     task.update(changes.pop("task", {}))
+    frame = {"hive": "farm", "box": "sensors", "frame": "temps", "columns": COLUMNS}
+    frame.update(changes.pop("frame", {}))
     body = {
         "query_id": qid,
         "coordinator": "coordinator-1",
-        "frame_prefix": "farm/sensors/temps",
-        "frame_name": "farm.sensors.temps",
-        "columns": COLUMNS,
-        "fragment_sql": "SELECT count(*) AS q0, sum(v) AS q1 FROM task_cells",
+        "frames": [frame],
+        "driving": 0,
+        "fragment_sql": "SELECT count(*) AS q0, sum(v) AS q1 FROM farm.sensors.temps",
         "tasks": [task],
     }
     body.update(changes)
@@ -83,29 +84,35 @@ OUTSIDE = "__OUTSIDE__"  # replaced by a file path outside the root, unique to t
 HOSTILE = {
     "copy": ({"fragment_sql": f"COPY (SELECT 1 AS x) TO '{OUTSIDE}'"}, "read-only"),
     "copy-from-cells": (
-        {"fragment_sql": f"COPY (SELECT * FROM task_cells) TO '{OUTSIDE}' STORED AS CSV"},
+        {"fragment_sql": f"COPY (SELECT * FROM farm.sensors.temps) TO '{OUTSIDE}' STORED AS CSV"},
         "read-only",
     ),
     "create-external-table": (
         {"fragment_sql": "CREATE EXTERNAL TABLE e STORED AS CSV LOCATION '/etc/hostname'"},
         "read-only",
     ),
-    "insert": ({"fragment_sql": "INSERT INTO task_cells SELECT * FROM task_cells"}, "read-only"),
+    "insert": (
+        {"fragment_sql": "INSERT INTO farm.sensors.temps SELECT * FROM farm.sensors.temps"},
+        "read-only",
+    ),
     "set": ({"fragment_sql": "SET datafusion.execution.batch_size = 1"}, "read-only"),
-    "explain": ({"fragment_sql": "EXPLAIN SELECT count(*) FROM task_cells"}, "read-only"),
+    "explain": ({"fragment_sql": "EXPLAIN SELECT count(*) FROM farm.sensors.temps"}, "read-only"),
     "url-table": ({"fragment_sql": "SELECT * FROM '/etc/hostname'"}, "read-only"),
     "read-csv": ({"fragment_sql": "SELECT * FROM read_csv('/etc/hostname')"}, "read-only"),
-    "table-function": ({"fragment_sql": "SELECT * FROM generate_series(1, 3)"}, "task_cells"),
+    "table-function": (
+        {"fragment_sql": "SELECT * FROM generate_series(1, 3)"},
+        "farm.sensors.temps",
+    ),
     "information-schema": (
         {"fragment_sql": "SELECT * FROM information_schema.tables"},
-        "task_cells",
+        "read-only",
     ),
     "subquery-elsewhere": (
         {
-            "fragment_sql": "SELECT count(*) FROM task_cells "
+            "fragment_sql": "SELECT count(*) FROM farm.sensors.temps "
             "WHERE v > (SELECT count(*) FROM information_schema.columns)"
         },
-        "task_cells",
+        "read-only",
     ),
     "two-statements": (
         {"fragment_sql": f"SELECT 1; COPY (SELECT 1 AS x) TO '{OUTSIDE}'"},
@@ -132,10 +139,19 @@ HOSTILE = {
         {"task": {"cells": [{"path": "region=x/notes.json", "rows": 1, "bytes": 1}]}},
         "inside the frame",
     ),
-    "frame-prefix-climbs-out": ({"frame_prefix": "farm/../../etc"}, "frame_prefix"),
-    "frame-prefix-internal": ({"frame_prefix": "_registry/x/y"}, "frame_prefix"),
+    "frame-climbs-out": ({"frame": {"box": ".."}}, "frames.0.box"),
+    "frame-internal": ({"frame": {"hive": "_registry"}}, "frames.0.hive"),
+    "frame-repeated": (
+        {"frames": [{"hive": "farm", "box": "sensors", "frame": "temps", "columns": COLUMNS}] * 2},
+        "repeat",
+    ),
+    "driving-elsewhere": ({"driving": 3}, "driving"),
+    "default-box-climbs-out": ({"default_box": "../x"}, "default_box"),
     "query-id-elsewhere": ({"query_id": "../../farm/sensors/temps"}, "query_id"),
-    "columns-malformed": ({"columns": [{"name": "v; DROP", "type": "int64"}]}, "columns"),
+    "columns-malformed": (
+        {"frame": {"columns": [{"name": "v; DROP", "type": "int64"}]}},
+        "frames.0.columns",
+    ),
     "negative-rows": (
         {"task": {"cells": [{"path": "cell_x.parquet", "rows": -1, "bytes": 1}]}},
         "rows",

@@ -9,7 +9,7 @@ import pytest
 
 ENGINE = (
     "import apiary, apiary.sdk, apiary.sql.session, apiary.sql.history, apiary.runtime.bees, "
-    "apiary.runtime.colony, apiary.runtime.node, apiary.swarm.worker, apiary.cli, "
+    "apiary.runtime.colony, apiary.swarm.heartbeat, apiary.swarm.worker, apiary.cli, "
     "apiary.cli.node, apiary.cli.sql, apiary.cli.tui"
 )
 

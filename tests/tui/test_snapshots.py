@@ -15,7 +15,7 @@ import pytest
 from tui_support import farm_root, wait_for
 
 from apiary import Apiary
-from apiary.runtime.world import Heartbeat, heartbeat_path
+from apiary.swarm.world import Heartbeat, heartbeat_path
 from tui.app import ApiaryApp
 from tui.components.editor import SqlEditor
 from tui.data import Source

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from apiary.errors import ApiaryError
-from apiary.runtime.world import Heartbeat, NodeView, Timings, heartbeat_path, read_world
 from apiary.storage import Storage
+from apiary.swarm.world import Heartbeat, NodeView, Timings, heartbeat_path, read_world
 
 log = logging.getLogger("apiary.node")
 

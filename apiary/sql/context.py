@@ -1,0 +1,108 @@
+"""What a SQL session needs from the node it runs in, and what it hands to the swarm.
+
+:class:`SqlContext` is deliberately narrow — the catalog, frames, bees, the storage location and
+an optional :class:`Distributor` — so the SQL layer depends on no layer above it: the SDK builds
+the context, and the swarm supplies the distributor.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import pyarrow as pa
+from datafusion import DataFrame, LogicalPlan, SessionConfig, SessionContext
+
+from apiary.catalog import FrameDef, Registry
+from apiary.frame import Frame
+from apiary.sql.pruning import Pruned
+from apiary.storage import Location
+
+T = TypeVar("T")
+
+
+class Chamber(Protocol):
+    """One bee: a DataFusion context within its memory budget, and a deadline-bound collect."""
+
+    def context(
+        self, config: SessionConfig | None = None, *, partitions: int = 1
+    ) -> SessionContext: ...
+
+    def collect(self, df: DataFrame, *, limit_result: bool = True) -> pa.Table: ...
+
+
+class Pool(Protocol):
+    size: int
+
+    def run(
+        self,
+        fn: Callable[[Any], T],
+        *,
+        name: str,
+        retry: bool = True,
+        cancel: threading.Event | None = None,
+    ) -> T: ...
+
+
+@dataclass
+class PinnedFrame:
+    """A frame a query reads, pinned at one version, with the cells pruning kept."""
+
+    hive: str
+    box: str
+    table: str  # as the query names it: "frame" or "frame@v3"
+    version: int | None  # pinned by name, or None for the latest
+    frame: Frame
+    pruned: Pruned
+
+
+@dataclass
+class PlannedQuery:
+    """A query planned against stand-ins, with its frames pinned and pruned: what the swarm
+    needs to decide whether, and how, to share it."""
+
+    sql: str
+    plan: LogicalPlan  # optimised, against empty stand-ins of the frames
+    planning: SessionContext  # the context that planned it (builds fragments of it)
+    frames: list[PinnedFrame]
+    default_hive: str | None  # USE HIVE / USE BOX in force
+    default_box: str | None
+
+    def pinned(self, catalog: str | None, schema: str | None, table: str) -> PinnedFrame | None:
+        """The frame a scan names (missing parts resolved like DataFusion: with USE)."""
+        hive, box = catalog or self.default_hive, schema or self.default_box
+        return next(
+            (f for f in self.frames if (f.hive, f.box, f.table) == (hive, box, table)), None
+        )
+
+
+@dataclass
+class Decision:
+    """Whether a query is shared, and the numbers ``last_query.distribution`` reports."""
+
+    plan: Any = None  # the distributor's own plan for it; None runs it on this node
+    info: dict[str, Any] = field(default_factory=dict)
+    explain: str = ""  # one line for EXPLAIN
+
+
+class Distributor(Protocol):
+    def decide(self, query: PlannedQuery) -> Decision: ...
+
+    def run(
+        self, query: PlannedQuery, decision: Decision, cancel: threading.Event | None
+    ) -> pa.Table: ...
+
+
+@dataclass
+class SqlContext:
+    """Everything :class:`~apiary.sql.session.SqlSession` uses of the node it runs in."""
+
+    registry: Callable[[], Registry]
+    frame: Callable[[str, str, str, FrameDef], Frame]
+    pool: Callable[[], Pool]
+    location: Callable[[], Location]
+    credentials: dict[str, str] | None = None
+    admit: Callable[[], None] = lambda: None  # raises when the node is too hot for a query
+    distributor: Distributor | None = None

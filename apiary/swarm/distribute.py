@@ -1,0 +1,159 @@
+"""The decision to share a query with the swarm, and the run that shares it.
+
+A query is shared when distribution is on (``distribute_min_cells``), more than one node is
+alive and running, its plan splits exactly (:mod:`apiary.swarm.split`), and its driving frame
+kept at least ``distribute_min_cells`` cells after pruning. Otherwise it runs on this node and
+``last_query.distribution`` (and EXPLAIN) says why.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from apiary.sql.context import Decision, PinnedFrame, PlannedQuery
+from apiary.storage import Storage
+from apiary.swarm.coordinator import Coordinator
+from apiary.swarm.manifest import CellRef, FrameRef, Manifest, Task
+from apiary.swarm.merge import merge
+from apiary.swarm.split import NotDistributable, Split, split
+from apiary.swarm.world import NodeView
+
+
+@dataclass
+class SwarmSettings:
+    min_cells: int  # 0: never share
+    task_timeout: float
+    task_attempts: int
+    poll_interval: float  # how often the coordinator looks for answers
+
+
+class Distributor:
+    """Shares queries of one node (the coordinator) with the alive nodes of its swarm."""
+
+    def __init__(
+        self,
+        storage: Callable[[], Storage],
+        node_id: str,
+        world: Callable[[], list[NodeView]],
+        settings: Callable[[], SwarmSettings],
+        local: Callable[[Manifest, Task], object] | None = None,
+    ) -> None:
+        self.storage = storage
+        self.node_id = node_id
+        self.world = world
+        self.settings = settings
+        self.local = local  # this node's worker, which takes its own tasks directly
+
+    def alive(self) -> list[NodeView]:
+        return [v for v in self.world() if v.state == "alive" and v.heartbeat.state == "running"]
+
+    def decide(self, query: PlannedQuery) -> Decision:
+        settings = self.settings()
+        if not settings.min_cells or not query.frames:
+            return Decision(explain="runs on this node: distribution is off")
+        alive = self.alive()
+        if len(alive) < 2:
+            return Decision(explain="runs on this node: no other node is alive")
+        if max(len(p.pruned.kept) for p in query.frames) < settings.min_cells:
+            return Decision(
+                explain=f"runs on this node: fewer than {settings.min_cells} cells to share "
+                "(distribute_min_cells)"
+            )
+        sizes = {}
+        for scan in _scans(query):
+            pinned = query.pinned(*scan)
+            if pinned is not None:
+                sizes[scan] = sum(c.bytes for c in pinned.pruned.kept)
+        try:
+            plan = split(query.planning, query.plan, sizes)
+        except NotDistributable as exc:
+            return Decision(info={"ran_locally": str(exc)}, explain=f"runs on this node: {exc}")
+        driving = query.pinned(*plan.driving)
+        if driving is None or len(driving.pruned.kept) < settings.min_cells:
+            count = len(driving.pruned.kept) if driving is not None else 0
+            reason = (
+                f"its driving frame kept {count} cells after pruning, fewer than "
+                f"distribute_min_cells ({settings.min_cells})"
+            )
+            return Decision(info={"ran_locally": reason}, explain=f"runs on this node: {reason}")
+        return Decision(
+            plan=plan,
+            explain=f"shared with {len(alive)} nodes: {plan.describe()}; each task runs "
+            f"{plan.fragment_sql}",
+        )
+
+    def run(
+        self, query: PlannedQuery, decision: Decision, cancel: threading.Event | None
+    ) -> pa.Table:
+        plan: Split = decision.plan
+        settings = self.settings()
+        driving = query.pinned(*plan.driving)
+        assert driving is not None
+        frames = _frame_refs(query, plan, driving)
+        fragment = Manifest(
+            query_id="pending",
+            coordinator=self.node_id,
+            default_hive=query.default_hive,
+            default_box=query.default_box,
+            frames=frames,
+            driving=next(i for i, f in enumerate(frames) if _is(f, driving)),
+            fragment_sql=plan.fragment_sql,
+            tasks=[],
+        )
+        coordinator = Coordinator(
+            self.storage(),
+            self.node_id,
+            self.alive,
+            task_timeout=settings.task_timeout,
+            max_attempts=settings.task_attempts,
+            poll_interval=settings.poll_interval,
+            local=self.local,
+        )
+        outcome = coordinator.run(fragment, driving.pruned.kept, cancel)
+        result = merge(plan, outcome.results)
+        decision.info.update(
+            {
+                "driving_frame": f"{driving.hive}.{driving.box}.{driving.table}",
+                "shape": plan.shape,
+                "tasks": sum(outcome.tasks_per_node.values()),
+                "tasks_per_node": outcome.tasks_per_node,
+                "reassigned": outcome.reassigned,
+                "tasks_on_caching_nodes": outcome.cached_tasks,
+            }
+        )
+        return result
+
+
+def _scans(query: PlannedQuery) -> set[tuple[str | None, str | None, str]]:
+    from apiary.sql.plan import scans
+
+    return {(s.catalog, s.schema, s.table) for s in scans(query.plan)}
+
+
+def _is(ref: FrameRef, pinned: PinnedFrame) -> bool:
+    return (ref.hive, ref.box, ref.table) == (pinned.hive, pinned.box, pinned.table)
+
+
+def _frame_refs(query: PlannedQuery, plan: Split, driving: PinnedFrame) -> list[FrameRef]:
+    """Every frame the fragment reads; each task brings its own cells of the driving one."""
+    refs: list[FrameRef] = []
+    for scan in sorted(plan.scanned, key=lambda s: tuple(p or "" for p in s)):
+        pinned = query.pinned(*scan)
+        if pinned is None or any(_is(r, pinned) for r in refs):
+            continue
+        cells = [] if pinned is driving else pinned.pruned.kept
+        refs.append(
+            FrameRef(
+                hive=pinned.hive,
+                box=pinned.box,
+                frame=pinned.frame.name,
+                version=pinned.version,
+                columns=pinned.frame.definition.columns,
+                cells=[CellRef(path=c.path, rows=c.rows, bytes=c.bytes) for c in cells],
+            )
+        )
+    return refs
