@@ -224,9 +224,7 @@ def _aggregate(
             # dividing at the merge gives the same value, and sum(CAST(v)) beside SUM(v) would
             # be two aggregates DataFusion names alike.
             inner = argument.to_variant()
-            if type(inner).__name__ == "Cast" and argument.canonical_name().endswith(
-                "AS Float64)"
-            ):
+            if type(inner).__name__ == "Cast" and argument.canonical_name().endswith("AS Float64)"):
                 argument = Expr(inner.expr())
             needs = [("sum", argument), ("count", argument)]
         columns = []

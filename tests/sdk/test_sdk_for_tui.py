@@ -8,8 +8,8 @@ import time
 import pytest
 
 from apiary import Apiary, QueryCancelledError
-from apiary.swarm.world import read_world
 from apiary.sql import history
+from apiary.swarm.world import read_world
 
 # Long enough (seconds of CPU) that only a cancel ends it within the test.
 SLOW = (

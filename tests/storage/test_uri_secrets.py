@@ -14,9 +14,9 @@ from support.processes import run_apiary
 
 from apiary import Apiary
 from apiary.errors import ConfigError
-from apiary.swarm.world import heartbeat_path
 from apiary.storage import open_storage
 from apiary.storage.uri import Location, parse_location, redact
+from apiary.swarm.world import heartbeat_path
 
 SECRET = "pw-Zq81hQ7eLx"  # distinctive, so a plain search finds any leak
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from apiary.ledger import CellMeta
-from apiary.swarm.world import Heartbeat, NodeView
 from apiary.swarm.coordinator import assign
+from apiary.swarm.world import Heartbeat, NodeView
 
 
 def node(name: str, bees: int, cached: list[str] = ()) -> NodeView:
