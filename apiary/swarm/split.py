@@ -134,8 +134,8 @@ def split(
         try:
             return _split_at(ctx, plan, scan)
         except NotDistributable as exc:
-            reasons.append(f"{_shown_name(scan.variant.fqn())}: {exc}")
-    raise NotDistributable("; ".join(reasons))
+            reasons.append(f"{_shown_name(scan.variant.fqn())}: {str(exc)[:160]}")
+    raise NotDistributable("no frame can drive a split (" + "; ".join(reasons) + ")")
 
 
 def _shown_name(fqn: Any) -> str:
@@ -166,7 +166,12 @@ def _split_at(ctx: SessionContext, plan: LogicalPlan, scan: _Node) -> Split:
         types = [f.type for f in ctx.create_dataframe_from_logical_plan(x.plan).schema()]
         return _aggregate(ctx, body, x, upper, driving, scanned, types)
     if x is not None and x.kind not in _REPLAYABLE:
-        raise NotDistributable(f"a {x.kind} over the driving frame's rows")
+        if x.kind == "Join":
+            kind = str(x.variant.join_type())
+            raise NotDistributable(
+                f"it is on the side of a {kind} join that does not keep its rows"
+            )
+        raise NotDistributable(f"a {x.kind} over its rows")
     fragment = body
     shape = "rows"
     if x is not None and x.kind == "Sort" and x.variant.get_fetch_val():
@@ -324,7 +329,7 @@ def _sql(ctx: SessionContext, df: DataFrame) -> str:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise NotDistributable(f"its fragment cannot be written as SQL ({first[:200]})") from None
     if _normal(again) != _normal(df.optimized_logical_plan()):
-        raise NotDistributable("its fragment does not survive being written as SQL")
+        raise NotDistributable("DataFusion's unparser cannot write its fragment exactly as SQL")
     return sql
 
 

@@ -1,0 +1,80 @@
+"""All 22 TPC-H queries on a swarm of three real ``apiary node`` processes, exactly.
+
+Every frame has at least four cells and ``distribute_min_cells`` is 1, so every query that can
+be split is shared; each answer must equal the single-node answer, at least 16 queries must run
+on at least two nodes, and the rest must say why they ran on one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from support.compare import assert_same_result
+from support.nodes import start_apiary_node, stop_all, use_short_timings
+
+from apiary import Apiary
+from apiary.bench.tpch import (
+    TABLES,
+    TpchgenMissingError,
+    generate,
+    load,
+    tpchgen_executable,
+    use_box,
+)
+from apiary.bench.tpch_queries import QUERIES, has_order_by
+from apiary.swarm.manifest import QUERIES as QUERY_FOLDER
+
+pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
+NODES = ("node-1", "node-2", "node-3")
+
+
+@pytest.fixture
+def tpch_swarm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    try:
+        tpchgen_executable()
+    except TpchgenMissingError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"tpchgen-cli is required in CI: {exc}", pytrace=False)
+        pytest.skip(str(exc))
+    use_short_timings(monkeypatch)
+    root = str(tmp_path / "root")
+    files = generate(0.01, tmp_path / "parquet")
+    ap = Apiary("tpch", root, join_swarm=False).start()  # coordinates; the nodes do the work
+    load(ap, files, "tpch", "sf0_01", cells_per_frame=5)  # region: 5 rows
+    use_box(ap, "tpch", "sf0_01")
+    procs = [start_apiary_node(root, node, quiet=True) for node in NODES]
+    try:
+        deadline = time.monotonic() + 60
+        while ap.swarm_status()["alive"] < len(NODES):
+            assert time.monotonic() < deadline, "the nodes did not come up"
+            time.sleep(0.1)
+        yield ap
+    finally:
+        stop_all(procs)
+        ap.shutdown()
+
+
+def test_every_tpch_query_answers_exactly_and_most_are_shared(tpch_swarm: Apiary) -> None:
+    ap = tpch_swarm
+    for table in TABLES:
+        assert ap.get_frame("tpch", "sf0_01", table)["cells"] >= 4, table
+    shared, local = {}, {}
+    for number, query in sorted(QUERIES.items()):
+        ap.settings.distribute_min_cells = 0
+        expected = ap.sql(query)
+        ap.settings.distribute_min_cells = 1
+        got = ap.sql(query)
+        info = ap.last_query.distribution
+        assert_same_result(got, expected, ordered=has_order_by(query))
+        if info.get("tasks"):
+            shared[number] = info
+        else:
+            assert info.get("ran_locally"), f"Q{number} ran on one node without a reason: {info}"
+            local[number] = info["ran_locally"]
+    spread = {n for n, info in shared.items() if len(info["tasks_per_node"]) >= 2}
+    print(f"shared on 2+ nodes: {sorted(spread)}; on one node: {local}")
+    assert len(spread) >= 16, (sorted(spread), local)
+    assert ap.storage.list(QUERY_FOLDER) == []
