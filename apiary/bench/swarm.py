@@ -103,6 +103,8 @@ def run(
                             "s3_bytes": sum(r.response_bytes for r in proxy.requests),
                         }
                     )
+                progress(f"{IDLE_WINDOW:g} s with {len(nodes)} idle nodes: counting requests")
+                idle = _idle_requests(proxy, len(nodes))
                 progress("killing one node to time its detection")
                 victim = nodes[-1]
                 victim.send_signal(signal.SIGKILL)
@@ -128,4 +130,39 @@ def run(
                         proc.terminate()
                 for proc in nodes:
                     proc.wait(timeout=30)
-    return {"rows": rows, "cells": cells, "query": QUERY, "runs": runs, "kill_detection": detection}
+    return {
+        "rows": rows,
+        "cells": cells,
+        "query": QUERY,
+        "runs": runs,
+        "idle": idle,
+        "kill_detection": detection,
+    }
+
+
+IDLE_WINDOW = 30.0
+
+
+def _idle_requests(proxy: Any, nodes: int) -> dict[str, Any]:
+    """S3 requests per idle node per hour, by kind, measured over IDLE_WINDOW seconds.
+
+    The nodes run with this benchmark's short heartbeat interval (TIMINGS), so heartbeat
+    traffic is five times the default's; the worker's idle looks for tasks are as by default.
+    """
+    proxy.clear_requests()
+    time.sleep(IDLE_WINDOW)
+    kinds: dict[str, int] = {}
+    for request in proxy.requests:
+        kind = "LIST" if "list-type" in request.query else request.method
+        seen = request.path + "?" + request.query
+        where = next((a for a in ("_heartbeats", "_queries") if a in seen), "other")
+        key = f"{kind} {where}"
+        kinds[key] = kinds.get(key, 0) + 1
+    scale = 3600 / IDLE_WINDOW / nodes
+    return {
+        "seconds": IDLE_WINDOW,
+        "nodes": nodes,
+        "per_node_hour": round(len(proxy.requests) * scale),
+        "by_kind_per_node_hour": {k: round(v * scale) for k, v in sorted(kinds.items())},
+        "heartbeat_interval_s": float(TIMINGS["APIARY_HEARTBEAT_INTERVAL"]),
+    }

@@ -147,17 +147,58 @@ def bench_s3(rows: int, as_json: bool) -> None:
 
 
 @bench.command("swarm")
-@click.option("--rows", default=1_000_000, show_default=True, help="Rows in the test frame.")
+@click.option("--sf", default=1.0, show_default=True, help="TPC-H scale factor (local part).")
+@click.option("--repeats", default=3, show_default=True, help="Timed runs per query and setting.")
+@click.option("--query", "queries", type=int, multiple=True, help="Only these TPC-H queries.")
+@click.option("--rows", default=1_000_000, show_default=True, help="Rows in the S3 test frame.")
+@click.option("--s3/--no-s3", default=True, show_default=True, help="Also run the S3 part.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def bench_swarm(rows: int, as_json: bool) -> None:
-    """One aggregate over S3 (moto) with 1, 2 and 3 node processes; kill detection time."""
-    from apiary.bench import swarm
+def bench_swarm(
+    sf: float, repeats: int, queries: tuple[int, ...], rows: int, s3: bool, as_json: bool
+) -> None:
+    """TPC-H on one node and on two (local root, one core each); an aggregate over S3 (moto)
+    with 1, 2 and 3 nodes, idle S3 requests and kill detection."""
+    from apiary.bench import swarm, swarm_tpch
 
     with missing_extra(), spinner(as_json) as progress:
-        results = swarm.run(rows, progress=progress)
+        local = swarm_tpch.run(sf, repeats, progress, queries=queries or None)
+        remote = swarm.run(rows, progress=progress) if s3 else None
     if as_json:
-        click.echo(json.dumps(results, indent=2))
+        click.echo(
+            json.dumps(
+                {"geomean_speedup": local["geomean_speedup"], "tpch": local, "s3": remote},
+                indent=2,
+            )
+        )
         return
+    table = Table(
+        "query", "1 node s", "2 nodes s", "speedup", "shared", "tasks per node", "same answer",
+        title=f"TPC-H SF {sf}, local root, one core per node (medians of {repeats})",
+    )  # fmt: skip
+    for r in local["queries"]:
+        per_node = ", ".join(f"{n}: {c}" for n, c in sorted(r["tasks_per_node"].items()))
+        table.add_row(
+            f"Q{r['query']}",
+            f"{r['one_node_s']:.3f}",
+            f"{r['two_nodes_s']:.3f}",
+            f"{r['speedup']:.2f}" if r["speedup"] else "-",
+            "yes" if r["distributed"] else f"no: {(r['why_not'] or '')[:60]}",
+            per_node,
+            "yes" if r["same_answer"] else "NO",
+        )
+    console.print(table)
+    o = local["overhead"]
+    console.print(
+        f"geomean speedup over the {local['distributed']} shared queries: "
+        f"{local['geomean_speedup']} (Q1 {local['q1_speedup']}, Q6 {local['q6_speedup']}; "
+        f"all 22: {local['geomean_speedup_all']}). Sharing a trivial aggregate costs "
+        f"{o['overhead_ms']} ms at the median ({o['local_median_ms']} ms local, "
+        f"{o['shared_median_ms']} ms shared, {o['runs']} runs)",
+        highlight=False,
+    )
+    if remote is None:
+        return
+    results = remote
     table = Table(
         "nodes",
         "seconds",
@@ -178,6 +219,12 @@ def bench_swarm(rows: int, as_json: bool) -> None:
             f"{r['s3_bytes']:,}",
         )
     console.print(table)
+    idle = results["idle"]
+    console.print(
+        f"an idle node makes {idle['per_node_hour']:,} S3 requests an hour with a "
+        f"{idle['heartbeat_interval_s']:g} s heartbeat: {idle['by_kind_per_node_hour']}",
+        highlight=False,
+    )
     d = results["kill_detection"]
     console.print(
         f"SIGKILLed {d['node']}: suspect after {d['suspect_after_s']} s, dead after "

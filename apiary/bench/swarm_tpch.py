@@ -1,0 +1,160 @@
+"""``apiary bench swarm``, local part: the 22 TPC-H queries on one node and on two.
+
+One local root, TPC-H at scale ``sf`` loaded into frames. This process is the coordinator, pinned
+to one core with one bee; the single-node time is this process alone, the two-node time adds one
+``apiary node`` process pinned to another core (one bee too), so the speedup t1 / t2 says what a
+second machine's worth of cores buys. Caches are warm (every query runs once before timing), the
+two settings run interleaved per query, and each figure is a median. The overhead figure is the
+median extra time of a shared trivial aggregate over the same query run locally.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from apiary.bench.compare import result_difference
+from apiary.bench.tpch import _geomean, box_name, generate, load, use_box
+from apiary.bench.tpch_queries import QUERIES, has_order_by
+from apiary.sdk import Apiary
+
+Progress = Callable[[str], None]
+TRIVIAL = "SELECT count(*) AS n, max(n_nationkey) AS k FROM nation"
+TIMINGS = {"APIARY_HEARTBEAT_INTERVAL": "1", "APIARY_SUSPECT_AFTER": "3", "APIARY_DEAD_AFTER": "6"}
+
+
+def _cores() -> tuple[int, int]:
+    usable = sorted(os.sched_getaffinity(0))
+    if len(usable) < 2:
+        raise RuntimeError("the swarm benchmark needs two cores, one per node")
+    return usable[0], usable[1]
+
+
+def _median_time(run: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def run(
+    sf: float = 1.0,
+    repeats: int = 3,
+    progress: Progress = lambda _: None,
+    *,
+    queries: Sequence[int] | None = None,
+    overhead_runs: int = 20,
+) -> dict[str, Any]:
+    mine, other = _cores()
+    previous = os.sched_getaffinity(0)
+    work = Path(tempfile.mkdtemp(prefix="apiary-bench-swarm-"))
+    env = {**os.environ, **TIMINGS, "APIARY_CORES": "1", "APIARY_HOME": str(work / "home")}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    node: subprocess.Popen[bytes] | None = None
+    try:
+        os.sched_setaffinity(0, {mine})
+        progress(f"generating TPC-H SF {sf}")
+        files = generate(sf, work / "parquet")
+        root = str(work / "root")
+        box = box_name(sf)
+        with Apiary("bench", root) as ap:  # a node of the swarm: its own bee takes tasks
+            progress("loading frames")
+            load(ap, files, "tpch", box, cells_per_frame=8, sf=sf)
+            use_box(ap, "tpch", box)
+            node = subprocess.Popen(
+                [sys.executable, "-m", "apiary", "node", "--storage", root, "--node-id", "bench-2"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            os.sched_setaffinity(node.pid, {other})
+            deadline = time.monotonic() + 120
+            while ap.swarm_status()["alive"] < 2:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the second node did not come up")
+                time.sleep(0.1)
+            rows = []
+            chosen = list(queries or sorted(QUERIES))
+            for i, number in enumerate(chosen):
+                progress(f"Q{number} ({i + 1}/{len(chosen)})")
+                rows.append(_query(ap, number, repeats))
+            progress("overhead of sharing a trivial aggregate")
+            overhead = _overhead(ap, overhead_runs)
+    finally:
+        if node is not None:
+            node.terminate()
+            node.wait(timeout=60)
+        os.sched_setaffinity(0, previous)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    shared = [r for r in rows if r["distributed"]]
+    by_number = {r["query"]: r for r in rows}
+    return {
+        "sf": sf,
+        "repeats": repeats,
+        "queries": rows,
+        "distributed": len(shared),
+        "geomean_speedup": _geomean(r["speedup"] for r in shared),
+        "geomean_speedup_all": _geomean(r["speedup"] for r in rows),
+        "q1_speedup": by_number.get(1, {}).get("speedup"),
+        "q6_speedup": by_number.get(6, {}).get("speedup"),
+        "overhead": overhead,
+    }
+
+
+def _query(ap: Apiary, number: int, repeats: int) -> dict[str, Any]:
+    query = QUERIES[number]
+
+    def on(nodes: int) -> Any:
+        ap.settings.distribute_min_cells = 0 if nodes == 1 else 1
+        return ap.sql(query)
+
+    one, two = on(1), on(2)  # warm both, and check the shared answer
+    info = dict(ap.last_query.distribution)
+    difference = result_difference(two, one, has_order_by(query))
+    t1, t2 = [], []
+    for _ in range(repeats):  # interleaved: both see the same machine
+        t1.append(_median_time(lambda: on(1), 1))
+        t2.append(_median_time(lambda: on(2), 1))
+    m1, m2 = statistics.median(t1), statistics.median(t2)
+    return {
+        "query": number,
+        "one_node_s": round(m1, 4),
+        "two_nodes_s": round(m2, 4),
+        "speedup": round(m1 / m2, 3) if m2 else None,
+        "distributed": bool(info.get("tasks")),
+        "tasks_per_node": info.get("tasks_per_node", {}),
+        "why_not": info.get("ran_locally"),
+        "same_answer": difference is None,
+        "difference": difference,
+    }
+
+
+def _overhead(ap: Apiary, runs: int) -> dict[str, Any]:
+    local, shared = [], []
+    for _ in range(runs):
+        ap.settings.distribute_min_cells = 0
+        local.append(_median_time(lambda: ap.sql(TRIVIAL), 1))
+        ap.settings.distribute_min_cells = 1
+        shared.append(_median_time(lambda: ap.sql(TRIVIAL), 1))
+    distributed = bool(ap.last_query.distribution.get("tasks"))
+    return {
+        "query": TRIVIAL,
+        "runs": runs,
+        "local_median_ms": round(statistics.median(local) * 1000, 1),
+        "shared_median_ms": round(statistics.median(shared) * 1000, 1),
+        "overhead_ms": round((statistics.median(shared) - statistics.median(local)) * 1000, 1),
+        "distributed": distributed,
+    }
