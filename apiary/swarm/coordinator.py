@@ -145,10 +145,14 @@ class Coordinator:
         fragment: Manifest,
         cells: Sequence[CellMeta],
         cancel: threading.Event | None = None,
+        tailor: Callable[[Task], None] = lambda task: None,
     ) -> Outcome:
-        """Run ``fragment`` (a manifest without tasks) over ``cells`` of its driving frame."""
+        """Run ``fragment`` (a manifest without tasks) over ``cells`` of its driving frame;
+        ``tailor`` adjusts each task before the manifest is written."""
         query_id = uuid.uuid4().hex
         plan = assign(cells, self.world(), fragment.driving_frame.prefix)
+        for task in plan.tasks:
+            tailor(task)
         manifest = fragment.model_copy(
             update={"query_id": query_id, "coordinator": self.node_id, "tasks": plan.tasks}
         )

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
 from apiary.sql.context import Decision, PinnedFrame, PlannedQuery
 from apiary.storage import Storage
 from apiary.swarm.coordinator import Coordinator
+from apiary.swarm.keys import key_range, within
 from apiary.swarm.manifest import CellRef, FrameRef, Manifest, Task
 from apiary.swarm.merge import merge
 from apiary.swarm.split import NotDistributable, Split, split
@@ -113,7 +114,10 @@ class Distributor:
             poll_interval=settings.poll_interval,
             local=self.local,
         )
-        outcome = coordinator.run(fragment, driving.pruned.kept, cancel)
+        narrowing = _narrowing(query, plan, driving, frames)
+        outcome = coordinator.run(
+            fragment, driving.pruned.kept, cancel, lambda task: _narrow(task, driving, narrowing)
+        )
         result = merge(plan, outcome.results)
         decision.info.update(
             {
@@ -123,9 +127,62 @@ class Distributor:
                 "tasks_per_node": outcome.tasks_per_node,
                 "reassigned": outcome.reassigned,
                 "tasks_on_caching_nodes": outcome.cached_tasks,
+                "narrowed_by_key": {
+                    f"{n.frame.hive}.{n.frame.box}.{n.frame.table}": {
+                        "key": f"{n.column} = {n.driving_column}",
+                        "cells": len(n.frame.pruned.kept),
+                        "cells_per_task": round(sum(n.kept) / len(n.kept), 1) if n.kept else None,
+                    }
+                    for n in narrowing
+                },
             }
         )
         return result
+
+
+@dataclass
+class _Narrowing:
+    index: int  # of the frame in the manifest
+    frame: PinnedFrame
+    column: str
+    driving_column: str
+    kept: list[int] = field(default_factory=list)  # cells each task was given
+
+
+def _narrowing(
+    query: PlannedQuery, plan: Split, driving: PinnedFrame, frames: list[FrameRef]
+) -> list[_Narrowing]:
+    """The key links whose frame is read only under the linked spelling (one cell list per
+    frame serves every scan of it)."""
+    from apiary.sql.plan import scans
+
+    every = [(s.catalog, s.schema, s.table) for s in scans(query.plan)]
+    found = []
+    for link in plan.links:
+        pinned = query.pinned(*link.scan)
+        if pinned is None or pinned is driving:
+            continue
+        if sum(query.pinned(*s) is pinned for s in every) != every.count(link.scan):
+            continue
+        index = next((i for i, f in enumerate(frames) if _is(f, pinned)), None)
+        if index is not None:
+            found.append(_Narrowing(index, pinned, link.column, link.driving_column))
+    return found
+
+
+def _narrow(task: Task, driving: PinnedFrame, narrowing: list[_Narrowing]) -> None:
+    """Give ``task`` only the cells of each linked frame within its own key range."""
+    mine = {c.path for c in task.cells}
+    cells = [c for c in driving.pruned.kept if c.path in mine]
+    for n in narrowing:
+        kind = driving.frame.schema.field(n.driving_column).type
+        bounds = key_range(cells, n.driving_column, kind)
+        if bounds is None:
+            continue
+        other = n.frame.frame.schema.field(n.column).type
+        kept = within(n.frame.pruned.kept, n.column, other, bounds)
+        task.frame_cells[n.index] = [CellRef(path=c.path, rows=c.rows, bytes=c.bytes) for c in kept]
+        n.kept.append(len(kept))
 
 
 def _scans(query: PlannedQuery) -> set[tuple[str | None, str | None, str]]:

@@ -89,7 +89,9 @@ class CellRef(BaseModel):
 
 class Task(BaseModel):
     task_id: Token
-    cells: list[CellRef] = Field(max_length=MAX_CELLS_PER_TASK)
+    cells: list[CellRef] = Field(max_length=MAX_CELLS_PER_TASK)  # of the driving frame
+    # Other frames narrowed to this task's key range, by index into the manifest's frames.
+    frame_cells: dict[int, list[CellRef]] = Field({}, max_length=MAX_FRAMES)
     node: NodeId  # current assignee
     attempts: list[Attempt] = Field([], max_length=MAX_ATTEMPTS)
 
@@ -150,6 +152,9 @@ class Manifest(BaseModel):
     def _consistent(self) -> Manifest:
         if self.driving >= len(self.frames):
             raise ValueError("driving must name one of the frames")
+        for task in self.tasks:
+            if any(i < 0 or i >= len(self.frames) or i == self.driving for i in task.frame_cells):
+                raise ValueError("frame_cells must name frames other than the driving one")
         tables = [(f.hive, f.box, f.table) for f in self.frames]
         if len(set(tables)) != len(tables):
             raise ValueError("frames must not repeat")

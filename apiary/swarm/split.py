@@ -34,6 +34,8 @@ from datafusion.unparser import Dialect, Unparser
 
 from apiary.sql.plan import scans
 from apiary.sql.readonly import READ_ONLY
+from apiary.swarm.keys import KeyLink, key_links
+from apiary.swarm.plantree import Node, scan_nodes, tree
 
 # Joins in which rows of the given side (0 left, 1 right) are kept row by row.
 _PRESERVING = {
@@ -85,35 +87,11 @@ class Split:
     types: list[Any] = field(default_factory=list)  # aggregate: X's output types (pyarrow)
     upper: list[Any] = field(default_factory=list)  # plan node variants to replay, top first
     scanned: set[tuple[str | None, str | None, str]] = field(default_factory=set)
+    links: list[KeyLink] = field(default_factory=list)  # other frames narrowed per task
 
     def describe(self) -> str:
         name = ".".join(p for p in self.driving if p)
         return f"split by the cells of {name} ({self.shape})"
-
-
-@dataclass
-class _Node:
-    plan: LogicalPlan
-    kind: str
-    parent: _Node | None
-    children: list[_Node] = field(default_factory=list)
-
-    @property
-    def variant(self) -> Any:
-        return self.plan.to_variant()
-
-
-def _tree(plan: LogicalPlan, parent: _Node | None = None) -> _Node:
-    node = _Node(plan, type(plan.to_variant()).__name__, parent)
-    node.children = [_tree(child, node) for child in plan.inputs()]
-    return node
-
-
-def _scan_nodes(node: _Node) -> list[_Node]:
-    found = [node] if node.kind == "TableScan" else []
-    for child in node.children:
-        found += _scan_nodes(child)
-    return found
 
 
 def split(
@@ -121,10 +99,10 @@ def split(
 ) -> Split:
     """The distributed form of ``plan`` (planned in ``ctx``), driven by the largest frame that
     can drive it; ``sizes`` are the bytes each scanned frame will read after pruning."""
-    root = _tree(plan)
+    root = tree(plan)
     shown = _SCAN_LINE.findall(plan.display_indent())
     candidates = [
-        node for node in _scan_nodes(root) if shown.count(_shown_name(node.variant.fqn())) == 1
+        node for node in scan_nodes(root) if shown.count(_shown_name(node.variant.fqn())) == 1
     ]
     if not candidates:
         raise NotDistributable("every frame it reads is read more than once")
@@ -132,7 +110,12 @@ def split(
     reasons = []
     for scan in candidates:
         try:
-            return _split_at(ctx, plan, scan)
+            found = _split_at(ctx, plan, scan)
+            top = scan
+            while top.parent is not None and _keeps_rows(top.parent, top):
+                top = top.parent
+            found.links = key_links(scan, top, shown)
+            return found
         except NotDistributable as exc:
             reasons.append(f"{_shown_name(scan.variant.fqn())}: {str(exc)[:160]}")
     raise NotDistributable("no frame can drive a split (" + "; ".join(reasons) + ")")
@@ -142,7 +125,7 @@ def _shown_name(fqn: Any) -> str:
     return ".".join(p for p in fqn if p)
 
 
-def _split_at(ctx: SessionContext, plan: LogicalPlan, scan: _Node) -> Split:
+def _split_at(ctx: SessionContext, plan: LogicalPlan, scan: Node) -> Split:
     top = scan
     while top.parent is not None and _keeps_rows(top.parent, top):
         top = top.parent
@@ -193,7 +176,7 @@ def _split_at(ctx: SessionContext, plan: LogicalPlan, scan: _Node) -> Split:
     )
 
 
-def _keeps_rows(parent: _Node, child: _Node) -> bool:
+def _keeps_rows(parent: Node, child: Node) -> bool:
     if parent.kind in _ROW_BY_ROW:
         # A subquery inside a filter or projection runs whole in every task: still exact, as
         # it cannot read the driving frame (which appears only once in the plan).
@@ -207,8 +190,8 @@ def _keeps_rows(parent: _Node, child: _Node) -> bool:
 def _aggregate(
     ctx: SessionContext,
     body: DataFrame,
-    x: _Node,
-    upper: list[_Node],
+    x: Node,
+    upper: list[Node],
     driving: Any,
     scanned: set[Any],
     types: list[Any],

@@ -258,7 +258,7 @@ class Worker:
             if self.cache is not None:
                 fetch = functools.partial(self.cache.fetch, download=self.storage.get)
             for i, ref in enumerate(manifest.frames):
-                refs = task.cells if i == manifest.driving else ref.cells
+                refs = task.cells if i == manifest.driving else task.frame_cells.get(i, ref.cells)
                 cells = [CellMeta(path=c.path, rows=c.rows, bytes=c.bytes) for c in refs]
                 schema = schema_from_json(ref.columns)
                 frame = _TaskFrame(self.storage, ref.prefix, ref.full_name, schema)

@@ -77,4 +77,9 @@ def test_every_tpch_query_answers_exactly_and_most_are_shared(tpch_swarm: Apiary
     spread = {n for n, info in shared.items() if len(info["tasks_per_node"]) >= 2}
     print(f"shared on 2+ nodes: {sorted(spread)}; on one node: {local}")
     assert len(spread) >= 16, (sorted(spread), local)
+    # Joins scale: a task reads only the orders (Q3) or lineitem (Q18) cells whose order keys
+    # fall within its own cells' range, not the whole other frame.
+    for number, frame in ((3, "tpch.sf0_01.orders"), (18, "tpch.sf0_01.lineitem")):
+        narrowed = shared[number]["narrowed_by_key"][frame]
+        assert narrowed["cells_per_task"] < narrowed["cells"], (number, narrowed)
     assert ap.storage.list(QUERY_FOLDER) == []
