@@ -66,6 +66,7 @@ class PlannedQuery:
     sql: str
     plan: LogicalPlan  # optimised, against empty stand-ins of the frames
     planning: SessionContext  # the context that planned it (builds fragments of it)
+    stand_ins: Callable[[], SessionContext]  # a fresh such context, to plan it another way
     frames: list[PinnedFrame]
     default_hive: str | None  # USE HIVE / USE BOX in force
     default_box: str | None

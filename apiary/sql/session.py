@@ -192,10 +192,15 @@ class SqlSession:
     def _query(self, query: Query, cancel: threading.Event | None) -> pa.Table:
         self.context.admit()  # a critical node refuses new queries, clearly
         state = self.context.registry().state()
-        planning = SessionContext(self._config())
         missing: list[tuple[str, str, str]] = []
-        for hive in state.hives:
-            planning.register_catalog_provider(hive, PlanningHive(state, hive, missing))
+
+        def stand_ins() -> SessionContext:
+            ctx = SessionContext(self._config())
+            for hive in state.hives:
+                ctx.register_catalog_provider(hive, PlanningHive(state, hive, missing))
+            return ctx
+
+        planning = stand_ins()
         try:
             plan = planning.sql_with_options(query.sql, READ_ONLY).optimized_logical_plan()
         except Exception as exc:
@@ -222,7 +227,7 @@ class SqlSession:
             self.last.frames.append(_report(frame, snap.version, version, pruned))
             table = name if version is None else f"{name}@v{version}"
             pinned.append(PinnedFrame(hive, box, table, version, frame, pruned))
-        planned = PlannedQuery(query.sql, plan, planning, pinned, self.hive, self.box)
+        planned = PlannedQuery(query.sql, plan, planning, stand_ins, pinned, self.hive, self.box)
         distributor = self.context.distributor
         decision = distributor.decide(planned) if distributor is not None else Decision()
         self.last.distribution = decision.info

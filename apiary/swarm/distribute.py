@@ -70,7 +70,7 @@ class Distributor:
             if pinned is not None:
                 sizes[scan] = sum(c.bytes for c in pinned.pruned.kept)
         try:
-            plan = split(query.planning, query.plan, sizes)
+            plan = split(query.planning, query.plan, sizes, query.sql, query.stand_ins)
         except NotDistributable as exc:
             return Decision(info={"ran_locally": str(exc)}, explain=f"runs on this node: {exc}")
         driving = query.pinned(*plan.driving)

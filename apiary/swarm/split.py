@@ -24,6 +24,7 @@ expressions. Anything else raises :class:`NotDistributable` with the reason.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,10 +96,37 @@ class Split:
 
 
 def split(
+    ctx: SessionContext,
+    plan: LogicalPlan,
+    sizes: dict[tuple[str | None, str | None, str], int],
+    sql: str | None = None,
+    stand_ins: Callable[[], SessionContext] | None = None,
+) -> Split:
+    """The distributed form of ``plan`` (``sql`` planned in ``ctx``), driven by the largest
+    frame that can drive it; ``sizes`` are the bytes each scanned frame reads after pruning.
+
+    Failing that, and given a way to make another planning context, the same SQL is planned
+    without filters pushed into scans and tried again: DataFusion's unparser drops a filter
+    pushed into a scan inside a subquery (IN, EXISTS), but writes it as a Filter node, and the
+    worker's own planning pushes it down again.
+    """
+    try:
+        return _split(ctx, plan, sizes)
+    except NotDistributable as first:
+        if sql is None or stand_ins is None:
+            raise
+        unpushed = stand_ins()
+        unpushed.remove_optimizer_rule("push_down_filter")
+        try:
+            again = unpushed.sql_with_options(sql, READ_ONLY).optimized_logical_plan()
+            return _split(unpushed, again, sizes)
+        except NotDistributable:
+            raise first from None
+
+
+def _split(
     ctx: SessionContext, plan: LogicalPlan, sizes: dict[tuple[str | None, str | None, str], int]
 ) -> Split:
-    """The distributed form of ``plan`` (planned in ``ctx``), driven by the largest frame that
-    can drive it; ``sizes`` are the bytes each scanned frame will read after pruning."""
     root = tree(plan)
     shown = _SCAN_LINE.findall(plan.display_indent())
     candidates = [
