@@ -161,6 +161,9 @@ class Apiary:
             idle_poll_interval=self._poll()[1],
             cache=self.cache,
             pool=self.pool,
+            # Longer than a coordinator waits for a task on every node, plus a dead node's grace.
+            stale_after=self.settings.task_timeout * self.settings.task_attempts
+            + self.settings.forget_after,
         )
         self._worker.start()
         # A script that never calls shutdown() still leaves cleanly: its heartbeat is deleted at

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
@@ -42,6 +43,7 @@ from apiary.swarm.manifest import (
 log = logging.getLogger("apiary.worker")
 
 ACTIVE_FOR = 60.0  # seconds after a manifest was last seen that a worker keeps looking often
+SWEEP_EVERY = 30.0  # seconds between looks for abandoned query folders, while any exist
 
 _WHO_WRITES = (
     "Only Apiary coordinators should write to _queries/; check who can write to the bucket"
@@ -70,6 +72,7 @@ class Worker:
         before_task: Callable[[Task], None] = lambda task: None,
         cache: CellCache | None = None,
         pool: BeePool | None = None,
+        stale_after: float = 150.0,
     ) -> None:
         self.storage = storage
         self.node_id = node_id
@@ -83,6 +86,9 @@ class Worker:
         self.cache = cache
         self.pool = pool  # with a pool, each task runs in a bee's memory budget and deadline
         self.answered: set[tuple[str, str, int]] = set()
+        # A query folder untouched this long (on the storage's clock) lost its coordinator.
+        self.stale_after = stale_after
+        self._next_sweep = 0.0
         self._read: dict[str, tuple[object, int]] = {}  # manifest -> (modified, size) read last
         # Tasks run side by side, one per bee; each can be cancelled by its query folder going.
         self._tasks = ThreadPoolExecutor(
@@ -146,6 +152,7 @@ class Worker:
             # Answers of finished queries need not be remembered (a long-running node would grow).
             self.answered = {key for key in self.answered if key[0] in present}
         self._read = {p: seen for p, seen in self._read.items() if query_id_in(p) in present}
+        self._sweep(listed)
         for info in listed:
             if not info.path.endswith("/manifest.json"):
                 continue
@@ -177,6 +184,24 @@ class Worker:
             for future in ran:
                 future.result()
         return len(ran)
+
+    def _sweep(self, listed: list[ObjectInfo]) -> None:
+        """Delete query folders whose coordinator died: nothing in them changed for
+        ``stale_after`` seconds, longer than a live coordinator waits for any task."""
+        if not listed or time.monotonic() < self._next_sweep:
+            return
+        self._next_sweep = time.monotonic() + SWEEP_EVERY
+        now = self.storage.now()
+        folders: dict[str, list[ObjectInfo]] = {}
+        for info in listed:
+            folders.setdefault(info.path.split("/")[1], []).append(info)
+        for query_id, objects in folders.items():
+            idle = (now - max(o.last_modified for o in objects)).total_seconds()
+            if idle > self.stale_after:
+                log.info("sweeping query folder %s: untouched for %.0f s", query_id[:64], idle)
+                for info in objects:
+                    with contextlib.suppress(NotFoundError):  # another node swept it first
+                        self.storage.delete(info.path)
 
     def take(self, manifest: Manifest, task: Task) -> Future[None] | None:
         """Start ``task`` in a bee unless this attempt of it was taken already (the coordinator

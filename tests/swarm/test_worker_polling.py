@@ -3,6 +3,7 @@ a query lately looks often, so distributed queries are not slowed by the idle pa
 
 from __future__ import annotations
 
+import os
 import time
 
 from apiary.storage import open_storage
@@ -51,3 +52,20 @@ def test_answers_of_finished_queries_are_forgotten(tmp_path) -> None:
     worker.answered.add(("live", "t0000", 0))
     worker.poll()
     assert worker.answered == {("live", "t0000", 0)}
+
+
+def test_a_folder_its_coordinator_left_behind_is_swept(tmp_path) -> None:
+    """A coordinator that died mid-query leaves its folder; nodes delete it once nothing in it
+    changed for longer than any live coordinator waits, and leave a fresh one alone."""
+    root = tmp_path / "root"
+    storage = open_storage(str(root))
+    for query in ("abandoned", "fresh"):
+        storage.put(f"{QUERIES}/{query}/manifest.json", b"{}")
+        storage.put(f"{QUERIES}/{query}/t0000.n2.arrow", b"partial")
+    hour_ago = time.time() - 3600
+    for path in (root / QUERIES / "abandoned").iterdir():
+        os.utime(path, (hour_ago, hour_ago))
+    worker = Worker(storage, "n1", stale_after=150)
+    worker.poll()
+    left = sorted(info.path for info in storage.list(QUERIES))
+    assert left == [f"{QUERIES}/fresh/manifest.json", f"{QUERIES}/fresh/t0000.n2.arrow"]
