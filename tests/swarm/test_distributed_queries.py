@@ -19,6 +19,12 @@ QUERY = (
     "SELECT region, sum(v) AS s, avg(v) AS a, count(*) AS n, min(v) AS mn, max(v) AS mx "
     "FROM farm.sensors.temps WHERE v >= 10 GROUP BY region ORDER BY s DESC LIMIT 3"
 )
+# A join: every task reads all of sites, its own share of temps.
+JOIN_QUERY = (
+    "SELECT s.site, sum(t.v) AS s, count(*) AS n FROM farm.sensors.temps t "
+    "JOIN farm.sensors.sites s ON t.region = s.region WHERE t.v >= 10 GROUP BY s.site "
+    "ORDER BY s.site"
+)
 pytestmark = [pytest.mark.multiprocess, pytest.mark.s3]
 
 
@@ -42,6 +48,11 @@ def swarm(s3_bucket, monkeypatch):
                 "temps",
                 pa.table({"region": [region] * 50, "v": range(start, start + 50)}),
             )
+    ap.create_frame("farm", "sensors", "sites", {"region": "string", "site": "string"})
+    sites = {"north": "hill", "south": "coast", "east": "hill", "west": "valley"}
+    ap.write_to_frame(
+        "farm", "sensors", "sites", pa.table({"region": list(sites), "site": list(sites.values())})
+    )
     procs: list[subprocess.Popen[str]] = []
     yield ap, s3_bucket.uri, procs
     stop_all(procs)
@@ -114,7 +125,8 @@ def test_not_decomposable_queries_run_on_one_node(swarm) -> None:
     assert "cannot be split exactly" in ap.last_query.distribution["ran_locally"]
 
 
-def test_a_worker_killed_mid_query_has_its_tasks_reassigned(swarm) -> None:
+@pytest.mark.parametrize("query", [QUERY, JOIN_QUERY], ids=["aggregate", "join"])
+def test_a_worker_killed_mid_query_has_its_tasks_reassigned(swarm, query) -> None:
     ap, uri, procs = swarm
     procs += [
         start_test_node(uri, "steady-1"),
@@ -124,7 +136,7 @@ def test_a_worker_killed_mid_query_has_its_tasks_reassigned(swarm) -> None:
     wait_alive(ap, 3)
     ap.settings.task_timeout = 120  # reassignment must come from the death, not a timeout
     result: dict[str, object] = {}
-    runner = threading.Thread(target=lambda: result.update(table=ap.sql(QUERY)))
+    runner = threading.Thread(target=lambda: result.update(table=ap.sql(query)))
     runner.start()
     deadline = time.monotonic() + 60
     while True:  # wait until the doomed node holds a task, then kill it
@@ -139,7 +151,9 @@ def test_a_worker_killed_mid_query_has_its_tasks_reassigned(swarm) -> None:
     runner.join(timeout=120)
     assert not runner.is_alive()
     assert ap.last_query.distribution["reassigned"] >= 1
-    assert_same(result["table"], single_node(ap, QUERY))
+    assert_same(result["table"], single_node(ap, query))
+    assert result["table"].num_rows > 0
+    assert ap.storage.list(QUERIES) == []
 
 
 def test_a_task_failing_everywhere_is_abandoned_with_its_causes(swarm) -> None:
