@@ -83,3 +83,17 @@ def test_every_tpch_query_answers_exactly_and_most_are_shared(tpch_swarm: Apiary
         narrowed = shared[number]["narrowed_by_key"][frame]
         assert narrowed["cells_per_task"] < narrowed["cells"], (number, narrowed)
     assert ap.storage.list(QUERY_FOLDER) == []
+
+
+def test_explain_says_whether_and_how_a_query_is_shared(tpch_swarm: Apiary) -> None:
+    ap = tpch_swarm
+    ap.settings.distribute_min_cells = 1
+
+    def distribution(number: int) -> str:
+        plan = ap.sql("EXPLAIN " + QUERIES[number]).to_pylist()
+        (row,) = [r["plan"] for r in plan if r["plan_type"] == "apiary distribution"]
+        return row
+
+    assert distribution(1).startswith("shared with 3 nodes: split by the cells of lineitem")
+    assert distribution(11) == "runs on this node: every frame it reads is read more than once"
+    assert ap.storage.list(QUERY_FOLDER) == []  # EXPLAIN ran nothing on the swarm
