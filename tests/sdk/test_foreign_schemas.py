@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
 from decimal import Decimal
 from pathlib import Path
@@ -12,9 +11,10 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from support.tpch import require_tpchgen
 
 from apiary import Apiary
-from apiary.bench.tpch import TpchgenMissingError, tpchgen_executable
+from apiary.bench.tpch import tpchgen_executable
 from apiary.errors import SchemaError
 
 
@@ -28,12 +28,8 @@ def ap(tmp_path: Path):
 
 @pytest.fixture(scope="module")
 def tpch_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        exe = tpchgen_executable()
-    except TpchgenMissingError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"tpchgen-cli is required in CI: {exc}", pytrace=False)
-        pytest.skip(str(exc))
+    require_tpchgen()
+    exe = tpchgen_executable()
     out = tmp_path_factory.mktemp("tpch")
     cmd = [exe, "parquet", "-s", "0.01", "--tables", "nation,customer", f"--output-dir={out}"]
     subprocess.run(cmd, check=True, capture_output=True)

@@ -14,17 +14,15 @@ from typing import Any
 
 import pytest
 from support.compare import assert_same_result
+from support.tpch import tpch_files as generated
 
 from apiary import Apiary
 from apiary.bench.tpch import (
     TABLES,
-    TpchgenMissingError,
     box_name,
-    generate,
     load,
     raw_datafusion,
     run_datafusion,
-    tpchgen_executable,
     use_box,
 )
 from apiary.bench.tpch_queries import QUERIES, has_order_by
@@ -36,14 +34,7 @@ HIVE = "tpch"
 
 @pytest.fixture(scope="module")
 def tpch_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
-    try:
-        tpchgen_executable()
-    except TpchgenMissingError as exc:
-        # In CI a missing generator must not silently turn the whole suite into a skip.
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"tpchgen-cli is required in CI: {exc}", pytrace=False)
-        pytest.skip(str(exc))
-    return generate(SF, tmp_path_factory.mktemp("tpch") / "parquet")
+    return generated(SF, tmp_path_factory.mktemp("tpch") / "parquet")
 
 
 @pytest.fixture(scope="module")

@@ -7,23 +7,16 @@ on at least two nodes, and the rest must say why they ran on one.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import pytest
 from support.compare import assert_same_result
 from support.nodes import start_apiary_node, stop_all, use_short_timings
+from support.tpch import tpch_files
 
 from apiary import Apiary
-from apiary.bench.tpch import (
-    TABLES,
-    TpchgenMissingError,
-    generate,
-    load,
-    tpchgen_executable,
-    use_box,
-)
+from apiary.bench.tpch import TABLES, load, use_box
 from apiary.bench.tpch_queries import QUERIES, has_order_by
 from apiary.swarm.manifest import QUERIES as QUERY_FOLDER
 
@@ -33,15 +26,9 @@ NODES = ("node-1", "node-2", "node-3")
 
 @pytest.fixture
 def tpch_swarm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    try:
-        tpchgen_executable()
-    except TpchgenMissingError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"tpchgen-cli is required in CI: {exc}", pytrace=False)
-        pytest.skip(str(exc))
+    files = tpch_files(0.01, tmp_path / "parquet")
     use_short_timings(monkeypatch)
     root = str(tmp_path / "root")
-    files = generate(0.01, tmp_path / "parquet")
     ap = Apiary("tpch", root, join_swarm=False).start()  # coordinates; the nodes do the work
     load(ap, files, "tpch", "sf0_01", cells_per_frame=5)  # region: 5 rows
     use_box(ap, "tpch", "sf0_01")
