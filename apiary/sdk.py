@@ -104,6 +104,7 @@ class Apiary:
         self._clock = clock or (lambda: datetime.now(UTC))  # only ever reported, never trusted
         self._heartbeat: HeartbeatLoop | None = None
         self._worker: Worker | None = None
+        self._observed: tuple[float, list[NodeView]] = (0.0, [])  # an observer's last reading
         self._started_at = ""
         self.cache: CellCache | None = None  # cells of a remote root kept on local disk
         self._pool: BeePool | None = None
@@ -441,7 +442,7 @@ class Apiary:
             return self._worker.take(manifest, task) if self._worker is not None else None
 
         distributor = Distributor(
-            lambda: self.storage, self.node_id, self.world, swarm_settings, local=take
+            lambda: self.storage, self.node_id, self._recent_world, swarm_settings, local=take
         )
         return SqlContext(
             registry=lambda: self.registry,
@@ -560,7 +561,21 @@ class Apiary:
         """The nodes of the swarm: this node's last view, or a fresh observer's reading."""
         if self._heartbeat is not None:
             return self._heartbeat.world
-        return read_world(self.storage, self.timings)
+        world = read_world(self.storage, self.timings)
+        self._observed = (time.monotonic(), world)
+        return world
+
+    def _recent_world(self) -> list[NodeView]:
+        """The world for deciding where queries run: an observer reads the heartbeats at most
+        once per heartbeat interval (a LIST, a GET per node and a clock probe each time), as
+        a node's own view is that old at worst too."""
+        if self._heartbeat is not None:
+            return self._heartbeat.world
+        read_at, world = self._observed
+        if time.monotonic() - read_at >= self.timings.interval or read_at == 0.0:
+            world = read_world(self.storage, self.timings)
+            self._observed = (time.monotonic(), world)
+        return world
 
     def swarm_status(self) -> dict[str, Any]:
         """Every node with a heartbeat in this storage root, judged on the storage's clock.
