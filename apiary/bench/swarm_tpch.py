@@ -11,6 +11,7 @@ median extra time of a shared trivial aggregate over the same query run locally.
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -94,6 +95,7 @@ def run(
             node.terminate()
             node.wait(timeout=60)
         os.sched_setaffinity(0, previous)
+        shutil.rmtree(work, ignore_errors=True)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
