@@ -19,6 +19,7 @@ from typing import Any
 from apiary.bench.s3 import aws_env
 from apiary.sample_data import SCHEMA, sensor_readings
 from apiary.sdk import Apiary
+from apiary.swarm.worker import ACTIVE_FOR
 
 Progress = Callable[[str], None]
 TIMINGS = {
@@ -103,7 +104,10 @@ def run(
                             "s3_bytes": sum(r.response_bytes for r in proxy.requests),
                         }
                     )
-                progress(f"{IDLE_WINDOW:g} s with {len(nodes)} idle nodes: counting requests")
+                progress(
+                    f"{ACTIVE_FOR + 1 + IDLE_WINDOW:g} s with {len(nodes)} idle nodes: "
+                    "counting requests"
+                )
                 idle = _idle_requests(proxy, len(nodes))
                 progress("killing one node to time its detection")
                 victim = nodes[-1]
@@ -149,6 +153,7 @@ def _idle_requests(proxy: Any, nodes: int) -> dict[str, Any]:
     The nodes run with this benchmark's short heartbeat interval (TIMINGS), so heartbeat
     traffic is five times the default's; the worker's idle looks for tasks are as by default.
     """
+    time.sleep(ACTIVE_FOR + 1)  # workers look often for a minute after the last query
     proxy.clear_requests()
     time.sleep(IDLE_WINDOW)
     kinds: dict[str, int] = {}
