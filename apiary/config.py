@@ -107,7 +107,7 @@ class Settings(BaseSettings):
         None,
         gt=0,
         description="seconds between looks for tasks when none was seen for a minute; "
-        "unset = 0.1 on a local root, 5 on S3 (each look is a LIST request)",
+        "unset = 0.5 on a local root, 5 on S3 (each look is a LIST request)",
     )
     cache_dir: Path | None = Field(
         None, description="folder for the cell cache; unset = $APIARY_HOME/cache"

@@ -64,7 +64,7 @@ HEARTBEAT_BEE_KEYS = ("id", "state", "task", "elapsed_s", "memory_used", "memory
 HEARTBEAT_ABANDONED = 5
 # Seconds between a worker's looks in _queries/ (active, idle) and a coordinator's looks for
 # answers: on S3 each look is a LIST request; on a local root it is one directory read.
-POLL = {"s3": (0.25, 5.0, 0.1), "local": (0.02, 0.1, 0.01)}
+POLL = {"s3": (0.25, 5.0, 0.1), "local": (0.02, 0.5, 0.01)}
 STORAGE_KINDS = {"file": "local", "s3": "s3", "memory": "memory"}  # the original SDK's names
 MiB = 1 << 20
 GiB = 1 << 30
