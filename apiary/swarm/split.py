@@ -139,10 +139,7 @@ def _split(
     for scan in candidates:
         try:
             found = _split_at(ctx, plan, scan)
-            top = scan
-            while top.parent is not None and _keeps_rows(top.parent, top):
-                top = top.parent
-            found.links = key_links(scan, top, shown)
+            found.links = key_links(scan, _top(scan), shown)
             return found
         except NotDistributable as exc:
             reasons.append(f"{_shown_name(scan.variant.fqn())}: {str(exc)[:160]}")
@@ -153,10 +150,16 @@ def _shown_name(fqn: Any) -> str:
     return ".".join(p for p in fqn if p)
 
 
-def _split_at(ctx: SessionContext, plan: LogicalPlan, scan: Node) -> Split:
+def _top(scan: Node) -> Node:
+    """The highest node the driving ``scan``'s rows reach one by one: the top of ``P``."""
     top = scan
     while top.parent is not None and _keeps_rows(top.parent, top):
         top = top.parent
+    return top
+
+
+def _split_at(ctx: SessionContext, plan: LogicalPlan, scan: Node) -> Split:
+    top = _top(scan)
     x = top.parent
     upper = []
     node = x.parent if x is not None else None
