@@ -231,3 +231,50 @@ def bench_swarm(
         f"{d['dead_after_s']} s (settings {d['settings']})",
         highlight=False,
     )
+
+
+@bench.command("sensors")
+@click.option("--devices", default=200, show_default=True, help="Devices in the fleet.")
+@click.option(
+    "--days", default=30, show_default=True, help="Days of readings (one partition each)."
+)
+@click.option(
+    "--interval", default=25, show_default=True, help="Seconds between a device's readings."
+)
+@click.option("--groups", default=1, show_default=True, help="Commits per hour (device groups).")
+@click.option("--repeats", default=3, show_default=True, help="Timed runs per query and engine.")
+@click.option(
+    "--compact/--no-compact", default=True, show_default=True, help="Compact before querying."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def bench_sensors(
+    devices: int, days: int, interval: int, groups: int, repeats: int, compact: bool, as_json: bool
+) -> None:
+    """A fleet dashboard's queries on Apiary, DuckDB and DataFusion over the same folder."""
+    from apiary.bench import sensors
+
+    with missing_extra(), spinner(as_json) as progress:
+        results = sensors.run(devices, days, interval, groups, repeats, compact, progress)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    engines = [e for e in ("apiary", "duckdb", "datafusion") if e in results["queries"][0]]
+    table = Table(
+        "query", *[f"{e} s" for e in engines], "cells scanned", "same answers",
+        title=f"{results['rows']:,} readings, {results['cells']} cells "
+        f"({results['cells_written']} written in {results['commits']} commits)",
+    )  # fmt: skip
+    for r in results["queries"]:
+        table.add_row(
+            r["query"],
+            *[f"{r[e]:.4f}" for e in engines],
+            f"{r.get('cells_scanned', '-')} of {r.get('cells_considered', '-')}",
+            "yes" if r["same_answers"] else "NO",
+        )
+    console.print(table)
+    for other, ratio in results["speedup_over"].items():
+        console.print(
+            f"Apiary vs {other}: {ratio['selective_geomean']}x on the selective queries "
+            f"(geomean), {ratio['full_table']}x on the full-table aggregate (above 1: faster)",
+            highlight=False,
+        )

@@ -1,0 +1,249 @@
+"""``apiary bench sensors``: the workload Apiary exists for, against DuckDB and DataFusion.
+
+A fleet of devices reporting every ``interval`` seconds for ``days`` days, partitioned by day and
+written the way a fleet writes — many small commits, one per device group and hour — then
+compacted and vacuumed, so the frame's folder holds exactly its live cells. The queries are a
+dashboard's: the last hour of one device, one day per device, a week of daily aggregates, the
+hottest readings in a window, and a full-table aggregate. DuckDB (``read_parquet`` with hive
+partitioning) and DataFusion (a listing table with the day as partition column) read the same
+folder in the same run; each figure is the median of ``repeats`` interleaved runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from apiary.bench.compare import result_difference
+from apiary.bench.tpch import _geomean
+from apiary.sdk import Apiary
+
+Progress = Callable[[str], None]
+START = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+SCHEMA = pa.schema(
+    [
+        ("device", pa.int32()),
+        ("ts", pa.timestamp("us", tz="UTC")),
+        ("day", pa.date32()),
+        ("temp", pa.float64()),
+        ("humidity", pa.float64()),
+        ("battery", pa.float32()),
+    ]
+)
+
+
+def queries(days: int) -> dict[str, tuple[str, bool]]:
+    """name -> (SQL over a table named ``readings``, whether it is selective)."""
+    end = START + dt.timedelta(days=days)
+    last_day = (end - dt.timedelta(days=1)).date()
+    week = (end - dt.timedelta(days=7)).date()
+    hour = (end - dt.timedelta(hours=1)).isoformat()
+    window = (end - dt.timedelta(days=2)).isoformat(), (end - dt.timedelta(days=1)).isoformat()
+    return {
+        "last hour of one device": (
+            f"SELECT ts, temp, humidity FROM readings WHERE device = 42 "
+            f"AND ts >= TIMESTAMP '{hour}' ORDER BY ts",
+            True,
+        ),
+        "one day per device": (
+            f"SELECT device, avg(temp) AS t, max(temp) AS hi, min(battery) AS b FROM readings "
+            f"WHERE day = DATE '{last_day}' GROUP BY device ORDER BY device",
+            True,
+        ),
+        "a week of daily aggregates": (
+            f"SELECT day, avg(temp) AS t, min(temp) AS lo, max(temp) AS hi, count(*) AS n "
+            f"FROM readings WHERE day >= DATE '{week}' GROUP BY day ORDER BY day",
+            True,
+        ),
+        "hottest in a window": (
+            f"SELECT device, ts, temp FROM readings WHERE ts >= TIMESTAMP '{window[0]}' "
+            f"AND ts < TIMESTAMP '{window[1]}' ORDER BY temp DESC, device, ts LIMIT 10",
+            True,
+        ),
+        "full-table aggregate": (
+            "SELECT device, count(*) AS n, avg(temp) AS t, max(humidity) AS h FROM readings "
+            "GROUP BY device ORDER BY device",
+            False,
+        ),
+    }
+
+
+def batch(devices: range, day: int, hour: int, interval: int, seed: int) -> pa.Table:
+    """One commit's worth: ``devices`` reporting every ``interval`` s during one hour."""
+    per_device = 3600 // interval
+    start = START + dt.timedelta(days=day, hours=hour)
+    base = int(start.timestamp() * 1_000_000)
+    device = pa.array([d for d in devices for _ in range(per_device)], pa.int32())
+    ts = pa.array(
+        [base + i * interval * 1_000_000 for _ in devices for i in range(per_device)],
+        pa.timestamp("us", tz="UTC"),
+    )
+    n = len(device)
+    noise = pc.subtract(pc.random(n, initializer=seed), 0.5)
+    phase = pc.multiply(pc.add(pc.cast(pc.bit_wise_and(device, 23), pa.float64()), hour), 0.2618)
+    temp = pc.add(pc.add(pc.multiply(pc.sin(phase), 6.0), 18.0), pc.multiply(noise, 4.0))
+    humidity = pc.add(pc.multiply(pc.random(n, initializer=seed + 1), 70.0), 20.0)
+    battery = pc.add(pc.multiply(pc.random(n, initializer=seed + 2), 0.9), 3.3)
+    return pa.table(
+        {
+            "device": device,
+            "ts": ts,
+            "day": pa.array([start.date()] * n, pa.date32()),
+            "temp": temp,
+            "humidity": humidity,
+            "battery": pc.cast(battery, pa.float32()),
+        },
+        schema=SCHEMA,
+    )
+
+
+def run(
+    devices: int = 200,
+    days: int = 30,
+    interval: int = 25,
+    groups: int = 1,
+    repeats: int = 3,
+    compact: bool = True,
+    progress: Progress = lambda _: None,
+) -> dict[str, Any]:
+    """Write the fleet's readings, then time the dashboard queries on each engine."""
+    work = Path(tempfile.mkdtemp(prefix="apiary-bench-sensors-"))
+    try:
+        return _run(work, devices, days, interval, groups, repeats, compact, progress)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(
+    work: Path,
+    devices: int,
+    days: int,
+    interval: int,
+    groups: int,
+    repeats: int,
+    compact: bool,
+    progress: Progress,
+) -> dict[str, Any]:
+    with Apiary("bench", str(work / "root"), join_swarm=False) as ap:
+        ap.create_hive("fleet")
+        ap.create_box("fleet", "iot")
+        ap.create_frame("fleet", "iot", "readings", SCHEMA, partition_by=["day"])
+        started = time.perf_counter()
+        rows = commits = 0
+        size = -(-devices // groups)
+        for day in range(days):
+            progress(f"writing day {day + 1}/{days}")
+            for hour in range(24):
+                for g in range(groups):
+                    chunk = range(g * size, min(devices, (g + 1) * size))
+                    data = batch(chunk, day, hour, interval, seed=day * 1000 + hour * 10 + g)
+                    ap.write_to_frame("fleet", "iot", "readings", data)
+                    rows += data.num_rows
+                    commits += 1
+        write_s = time.perf_counter() - started
+        cells_written = ap.get_frame("fleet", "iot", "readings")["cells"]
+        compaction: dict[str, Any] = {}
+        if compact:
+            progress("compacting")
+            started = time.perf_counter()
+            compaction = dict(ap.compact_frame("fleet", "iot", "readings"))
+            compaction["seconds"] = round(time.perf_counter() - started, 2)
+            ap.vacuum_frame("fleet", "iot", "readings", retention_hours=0, force=True)
+        frame = ap.get_frame("fleet", "iot", "readings")
+        folder = work / "root" / "fleet" / "iot" / "readings"
+        ap.sql("USE fleet.iot")
+        engines: dict[str, Callable[[str], pa.Table]] = {"apiary": ap.sql}
+        engines["datafusion"] = _datafusion(folder)
+        if importlib.util.find_spec("duckdb") is not None:
+            engines["duckdb"] = _duckdb(folder)
+        results = []
+        for name, (sql, selective) in queries(days).items():
+            progress(name)
+            results.append(_time(name, sql, selective, engines, repeats, ap))
+    ratios: dict[str, Any] = {}
+    for other in ("duckdb", "datafusion"):
+        if other in engines:
+            ratios[other] = {
+                "selective_geomean": _geomean(
+                    r[other] / r["apiary"] for r in results if r["selective"] and r.get(other)
+                ),
+                "full_table": next(
+                    (round(r[other] / r["apiary"], 3) for r in results if not r["selective"]),
+                    None,
+                ),
+            }
+    return {
+        "devices": devices,
+        "days": days,
+        "rows": rows,
+        "commits": commits,
+        "write_seconds": round(write_s, 2),
+        "cells_written": cells_written,
+        "cells": frame["cells"],
+        "bytes": frame["bytes"],
+        "compaction": compaction,
+        "queries": results,
+        "speedup_over": ratios,  # other engine's time / Apiary's: above 1, Apiary is faster
+    }
+
+
+def _time(
+    name: str,
+    sql: str,
+    selective: bool,
+    engines: dict[str, Callable[[str], pa.Table]],
+    repeats: int,
+    ap: Apiary,
+) -> dict[str, Any]:
+    answers = {engine: run(sql) for engine, run in engines.items()}  # warm, and compare
+    scanned = ap.last_query.frames[0] if ap.last_query.frames else None
+    ordered = "ORDER BY" in sql
+    times: dict[str, list[float]] = {engine: [] for engine in engines}
+    for _ in range(repeats):
+        for engine, run in engines.items():
+            started = time.perf_counter()
+            run(sql)
+            times[engine].append(time.perf_counter() - started)
+    row: dict[str, Any] = {"query": name, "selective": selective, "sql": sql}
+    for engine in engines:
+        row[engine] = round(statistics.median(times[engine]), 4)
+    row["same_answers"] = all(
+        result_difference(answers["apiary"], answers[e], ordered) is None for e in engines
+    )
+    if scanned is not None:
+        row["cells_scanned"] = scanned.scanned
+        row["cells_considered"] = scanned.considered
+    return row
+
+
+def _datafusion(folder: Path) -> Callable[[str], pa.Table]:
+    from datafusion import SessionContext
+
+    ctx = SessionContext()
+    schema = pa.schema([f for f in SCHEMA if f.name != "day"])
+    ctx.register_listing_table(
+        "readings", str(folder), table_partition_cols=[("day", pa.date32())], schema=schema
+    )
+    return lambda sql: ctx.sql(sql).to_arrow_table()
+
+
+def _duckdb(folder: Path) -> Callable[[str], pa.Table]:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(
+        "CREATE VIEW readings AS SELECT * FROM read_parquet("
+        f"'{folder}/**/*.parquet', hive_partitioning = true, hive_types = {{'day': DATE}})"
+    )
+    return lambda sql: con.execute(sql).fetch_arrow_table()
