@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from apiary.errors import ApiaryError
+from apiary.swarm.distribute import describe
 from apiary.units import human_bytes  # the one unit style of the CLI and the TUI
 
 if TYPE_CHECKING:
@@ -312,7 +313,7 @@ class Source:
             table,
             self._timer() - started,
             tuple(f.describe() for f in stats.frames),
-            describe_distribution(stats.distribution),
+            describe(stats.distribution),
         )
 
 
@@ -381,15 +382,6 @@ def describe_rows(info: Mapping[str, Any]) -> list[tuple[str, str]]:
     for f in info["arrow_schema"]:  # "schema" is in the form the frame was created with
         rows.append((f.name, column_notes(f, info["partition_by"])))
     return rows
-
-
-def describe_distribution(distribution: Mapping[str, Any]) -> str:
-    if not distribution:
-        return ""
-    if "ran_locally" in distribution:
-        return f"ran on this node: {distribution['ran_locally']}"
-    per_node = ", ".join(f"{n} {c}" for n, c in sorted(distribution["tasks_per_node"].items()))
-    return f"distributed: {distribution['tasks']} tasks ({per_node})"
 
 
 # -- formatting ------------------------------------------------------------------------------

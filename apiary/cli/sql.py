@@ -21,6 +21,7 @@ from apiary.cli.common import console, err_console, open_apiary, storage_options
 from apiary.errors import ApiaryError
 from apiary.sdk import Apiary
 from apiary.sql import history
+from apiary.swarm.distribute import describe
 from apiary.units import count
 
 FORMATS = ("table", "csv", "json", "parquet")
@@ -77,6 +78,9 @@ def _footer(ap: Apiary, result: pa.Table, max_rows: int) -> None:
     console.print(f"{rows}{shown} in {stats.seconds * 1000:.0f} ms", style="dim")
     for frame in stats.frames:
         console.print(frame.describe(), style="dim", highlight=False)
+    shared = describe(stats.distribution)
+    if shared:
+        console.print(shared, style="dim", highlight=False)
 
 
 @click.command()

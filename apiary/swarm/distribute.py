@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 
@@ -22,6 +23,27 @@ from apiary.swarm.manifest import CellRef, FrameRef, Manifest, Task
 from apiary.swarm.merge import merge
 from apiary.swarm.split import NotDistributable, Split, split
 from apiary.swarm.world import NodeView
+
+
+def describe(distribution: dict[str, Any]) -> str:
+    """One line on how the last query ran, for the CLI and the TUI ("" for a plain local run)."""
+    if not distribution:
+        return ""
+    if "ran_locally" in distribution:
+        return f"ran on this node: {distribution['ran_locally']}"
+    per_node = ", ".join(f"{n} {c}" for n, c in sorted(distribution["tasks_per_node"].items()))
+    line = (
+        f"shared: {distribution['tasks']} tasks over {distribution['driving_frame']} ({per_node})"
+    )
+    if distribution.get("reassigned"):
+        line += f", {distribution['reassigned']} reassigned"
+    narrowed = distribution.get("narrowed_by_key") or {}
+    if narrowed:
+        line += "; by key: " + ", ".join(
+            f"{name} {n['cells_per_task']} of {n['cells']} cells a task"
+            for name, n in narrowed.items()
+        )
+    return line
 
 
 @dataclass

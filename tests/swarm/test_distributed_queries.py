@@ -11,6 +11,7 @@ import time
 import pyarrow as pa
 import pytest
 from support.nodes import start_test_node, stop_all, use_short_timings
+from support.processes import run_apiary
 
 from apiary import Apiary, TaskAbandonedError
 from apiary.swarm.manifest import QUERIES, Manifest
@@ -110,6 +111,10 @@ def test_distributed_aggregate_equals_single_node_and_spreads_tasks(swarm) -> No
     )
     assert_same(ap.sql(other), single_node(ap, other))
     assert ap.last_query.distribution == {}  # single node this time: it was forced local
+    # `apiary sql` says how its query ran.
+    done = run_apiary("sql", QUERY, "--storage", uri, env={"APIARY_DISTRIBUTE_MIN_CELLS": "2"})
+    assert done.returncode == 0, done.stderr
+    assert "shared: " in done.stdout and "tasks over farm.sensors.temps" in done.stdout
 
 
 def test_not_decomposable_queries_run_on_one_node(swarm) -> None:
