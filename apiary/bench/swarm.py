@@ -7,15 +7,14 @@ S3 requests; and at the end, how long the swarm took to notice a SIGKILLed node.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
+from apiary.bench.nodes import need_moto, start_node
 from apiary.bench.s3 import aws_env
 from apiary.sample_data import SCHEMA, sensor_readings
 from apiary.sdk import Apiary
@@ -35,13 +34,7 @@ QUERY = (
 
 
 def _start_node(uri: str, node_id: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **TIMINGS}
-    return subprocess.Popen(
-        [sys.executable, "-m", "apiary", "node", "--storage", uri, "--node-id", node_id],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
+    return start_node(uri, node_id, {**os.environ, **TIMINGS})
 
 
 def _wait(check: Callable[[], bool], timeout: float, what: str) -> float:
@@ -56,8 +49,7 @@ def _wait(check: Callable[[], bool], timeout: float, what: str) -> float:
 def run(
     rows: int = 1_000_000, sizes: tuple[int, ...] = (1, 2, 3), progress: Progress = lambda _: None
 ) -> dict[str, Any]:
-    if importlib.util.find_spec("moto") is None:
-        raise ModuleNotFoundError("the swarm benchmark needs moto: pip install 'apiary[bench]'")
+    need_moto("swarm")
     from apiary.testing.fault_proxy import FaultProxy
     from apiary.testing.moto_server import MotoServer
 

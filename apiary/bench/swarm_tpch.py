@@ -14,7 +14,6 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from apiary.bench.compare import result_difference
-from apiary.bench.tpch import _geomean, box_name, generate, load, use_box
+from apiary.bench.nodes import start_node
+from apiary.bench.tpch import _geomean, box_name, generate, load, tpchgen_executable, use_box
 from apiary.bench.tpch_queries import QUERIES, has_order_by
 from apiary.sdk import Apiary
 
@@ -55,6 +55,7 @@ def run(
     queries: Sequence[int] | None = None,
     overhead_runs: int = 20,
 ) -> dict[str, Any]:
+    tpchgen_executable()  # before anything starts: a clear error if the generator is missing
     mine, other = _cores()
     previous = os.sched_getaffinity(0)
     work = Path(tempfile.mkdtemp(prefix="apiary-bench-swarm-"))
@@ -72,11 +73,7 @@ def run(
             progress("loading frames")
             load(ap, files, "tpch", box, cells_per_frame=8, sf=sf)
             use_box(ap, "tpch", box)
-            node = subprocess.Popen(
-                [sys.executable, "-m", "apiary", "node", "--storage", root, "--node-id", "bench-2"],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            node = start_node(root, "bench-2", dict(os.environ))
             os.sched_setaffinity(node.pid, {other})
             deadline = time.monotonic() + 120
             while ap.swarm_status()["alive"] < 2:

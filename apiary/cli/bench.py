@@ -26,9 +26,11 @@ def spinner(quiet: bool) -> Iterator[Callable[[str], None]]:
 @contextlib.contextmanager
 def missing_extra() -> Iterator[None]:
     """A benchmark whose optional tools are absent (the frozen binary has no moto) says so."""
+    from apiary.bench.tpch import TpchgenMissingError
+
     try:
         yield
-    except ModuleNotFoundError as exc:
+    except (ModuleNotFoundError, TpchgenMissingError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 
@@ -159,8 +161,11 @@ def bench_swarm(
     """TPC-H on one node and on two (local root, one core each); an aggregate over S3 (moto)
     with 1, 2 and 3 nodes, idle S3 requests and kill detection."""
     from apiary.bench import swarm, swarm_tpch
+    from apiary.bench.nodes import need_moto
 
     with missing_extra(), spinner(as_json) as progress:
+        if s3:
+            need_moto("swarm")  # before an hour of TPC-H, not after
         local = swarm_tpch.run(sf, repeats, progress, queries=queries or None)
         remote = swarm.run(rows, progress=progress) if s3 else None
     if as_json:
