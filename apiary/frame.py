@@ -74,6 +74,17 @@ class Frame:
     def prefix(self) -> str:
         return f"{self.hive}/{self.box}/{self.name}"
 
+    @property
+    def uri(self) -> str:
+        """Where other Delta readers find this frame's table (no credentials, no endpoint)."""
+        location = self.storage.location
+        if location.scheme == "s3":
+            root = "/".join(p for p in (location.path.strip("/"), self.prefix) if p)
+            return f"s3://{location.bucket}/{root}"
+        if location.scheme == "file":
+            return str(Path(location.path) / self.prefix)
+        return f"memory://{location.path}/{self.prefix}"
+
     @cached_property
     def schema(self) -> pa.Schema:
         return schema_from_json(self.definition.columns)

@@ -35,6 +35,7 @@ from apiary.cells.types import (
     schema_to_json,
 )
 from apiary.config import Settings, load_settings
+from apiary.delta.schema import check_frame_schema
 from apiary.frame import Frame
 from apiary.maintenance import compact, vacuum
 from apiary.names import validate_name
@@ -297,6 +298,7 @@ class Apiary:
         """Create a frame; the same definition again is a no-op, a different one AlreadyExists."""
         validate_name(frame, "frame")
         arrow_schema = schema_from_spec(schema, list(partition_by or ()))
+        check_frame_schema(arrow_schema)  # every frame is a Delta table: refuse what Delta lacks
         wanted = FrameDef(
             frame_id=uuid.uuid4().hex,
             columns=schema_to_json(arrow_schema),
@@ -348,6 +350,7 @@ class Apiary:
             "row_count": rows,
             "total_bytes": size,
             "created_at": handle.definition.created_at,
+            "uri": handle.uri,  # the frame's Delta table, for delta-rs, Polars, DuckDB, Spark
         }
 
     def drop_hive(self, hive: str, *, cascade: bool = False) -> None:
