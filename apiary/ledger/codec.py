@@ -130,9 +130,15 @@ def entry_to_version(
     *,
     overwrite: bool = False,
     table: TableMeta | None = None,
+    timestamp_ms: int | None = None,
+    data_change: bool | None = None,
 ) -> Version:
-    """The Delta actions of ``entry``; ``removed`` are the CellMeta of ``entry.remove``."""
-    now = _now_ms()
+    """The Delta actions of ``entry``; ``removed`` are the CellMeta of ``entry.remove``.
+
+    ``timestamp_ms`` and ``data_change`` override the commit time and Delta's ``dataChange``
+    (the upgrade of an old ledger keeps its times, and cannot tell a compaction from a change).
+    """
+    now = timestamp_ms or _now_ms()
     if entry.operation == "create_frame":
         delta_op, params = "CREATE TABLE", {"mode": "ErrorIfExists"}
     elif entry.operation == "add_cells":
@@ -141,7 +147,8 @@ def entry_to_version(
         delta_op, params = "WRITE", {"mode": "Overwrite"}
     else:
         delta_op, params = "OPTIMIZE", {}
-    data_change = delta_op != "OPTIMIZE"  # compaction moves rows, it does not change them
+    if data_change is None:
+        data_change = delta_op != "OPTIMIZE"  # compaction moves rows, it does not change them
     info = CommitInfo(
         timestamp=now,
         operation=delta_op,

@@ -27,7 +27,12 @@ from apiary.delta.actions import (
     parse_version,
 )
 from apiary.delta.checkpoint import decode_checkpoint, encode_checkpoint, encode_last_checkpoint
-from apiary.errors import EntityNotFoundError, NotFoundError, SerializationError
+from apiary.errors import (
+    EntityNotFoundError,
+    NotFoundError,
+    SerializationError,
+    UpgradeNeededError,
+)
 from apiary.ledger.codec import (
     TableMeta,
     cell_to_add,
@@ -35,6 +40,7 @@ from apiary.ledger.codec import (
     new_table,
     version_to_entry,
 )
+from apiary.ledger.legacy import LegacyLog
 from apiary.ledger.models import CellMeta, LedgerEntry, Operation, Snapshot
 from apiary.ledger.rebase import Change, removals
 from apiary.storage import Storage
@@ -65,6 +71,29 @@ class Ledger:
         self.commit_retries = commit_retries
         self._latest: Snapshot | None = None
         self._hint: int | None = None  # the version _last_checkpoint named when last read
+        self._old = LegacyLog(storage, prefix, frame, self.name)
+        self._old_checked = False  # once the frame reads from its Delta log, it always will
+
+    def _in_old_format(self) -> bool:
+        """True while the frame still holds Apiary 0.1's ``_ledger/`` (until ``apiary upgrade``).
+
+        One HEAD when a frame is first opened; repeated only while the old log is there, so a
+        node notices an upgrade made by another process.
+        """
+        if self._old_checked:
+            return False
+        if self._old.present():
+            return True
+        self._old_checked = True
+        return False
+
+    def _refuse_old_format(self) -> None:
+        if self._in_old_format():
+            raise UpgradeNeededError(
+                f"frame {self.name} is still in Apiary 0.1's ledger format (_ledger/); it reads "
+                "as before, but takes writes only once it is a Delta table: run `apiary upgrade` "
+                "on this storage root (with no writer of the old release running)"
+            )
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -74,6 +103,8 @@ class Ledger:
         A damaged newest entry is an error here (what is newest is unknown) while older
         versions stay readable through :meth:`at`, which never reads past its version.
         """
+        if self._in_old_format():
+            return self._old.snapshot()
         snap = self._latest
         if snap is None:
             snap = self._base(None)
@@ -83,6 +114,14 @@ class Ledger:
 
     def at(self, version: int) -> Snapshot:
         """The snapshot as of ``version`` (time travel): nearest checkpoint, then entries."""
+        if self._in_old_format():
+            snap = self._old.snapshot(version)
+            if version < 0 or snap.version != version:
+                raise EntityNotFoundError(
+                    f"frame {self.name} has no version {version}; its versions are "
+                    f"0..{self._old.log.last_version()}"
+                )
+            return snap
         known = self._latest
         if known is not None and version == known.version:
             return known
@@ -100,6 +139,8 @@ class Ledger:
 
     def history(self) -> list[tuple[LedgerEntry, datetime]]:
         """Every entry, oldest first, with its commit time on the storage's clock."""
+        if self._in_old_format():
+            return self._old.history()
         return [
             (self._read_version(DeltaLog.version_of(info))[0], info.last_modified)
             for info in self.log.versions_after(None)
@@ -259,6 +300,8 @@ class Ledger:
 
     def create(self) -> None:
         """Write version 0 (``create_frame``) unless it exists. Any writer may do it."""
+        if self._in_old_format():
+            return  # it exists, in the old format
         table = new_table(self.frame.frame_id, self.schema, self.frame.partition_by, self.name)
         entry = self._entry(0, uuid.uuid4().hex, "create_frame", [], [])
         version = entry_to_version(entry, self.schema, [], table=table)
@@ -279,6 +322,7 @@ class Ledger:
         this ledger already holds: when it is stale the conditional create says so, and
         catching up costs the same GETs a refresh would have.
         """
+        self._refuse_old_format()
         stamp = int(datetime.now(UTC).timestamp() * 1000)
         add = [c if c.modified_ms else c.model_copy(update={"modified_ms": stamp}) for c in add]
         change = Change(operation, tuple(add), tuple(remove or ()), replace_all)
