@@ -322,6 +322,22 @@ class Apiary:
     def list_frames(self, hive: str, box: str) -> list[str]:
         return sorted(self.registry.box(hive, box).frames)
 
+    def attach_frame(self, hive: str, box: str, frame: str, uri: str) -> dict[str, Any]:
+        """Register the existing Delta table at ``uri`` (inside this storage root) as a frame.
+
+        ``uri`` is the table's folder: a path or ``s3://bucket/key`` under the root, or a path
+        relative to it. The frame takes the table's schema and partitioning; it is queried,
+        time-travelled and appended to like any frame, and the table stays where it is (dropping
+        the frame leaves it alone). A table using Delta features Apiary does not read (deletion
+        vectors, column mapping, ...) is refused with the feature's name.
+        """
+        from apiary.attach import attached_definition
+
+        validate_name(frame, "frame")
+        definition = attached_definition(self.storage, uri, f"{hive}.{box}.{frame}")
+        self.registry.create_frame(hive, box, frame, definition)
+        return self.get_frame(hive, box, frame)
+
     def get_frame(self, hive: str, box: str, frame: str) -> dict[str, Any]:
         """A frame's definition and its latest version, cells, rows and bytes.
 
