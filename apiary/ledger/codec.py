@@ -184,6 +184,11 @@ def entry_to_version(
 
 
 def add_to_cell(add: Add, schema: pa.Schema, partition_by: list[str], table: str) -> CellMeta:
+    if add.deletion_vector is not None:
+        raise SchemaError(
+            f"table {table} uses the Delta reader feature deletionVectors (file {add.path}), "
+            "which Apiary does not read; rewrite the table without deletion vectors"
+        )
     tags = add.tags or {}
     ours = MEMORY_TAG in tags
     try:
