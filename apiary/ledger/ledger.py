@@ -152,6 +152,8 @@ class Ledger:
         Raises SerializationError naming a damaged object. Bounded cost (``apiary doctor``):
         two GETs for the hint and its checkpoint, one listing from there, one GET of the entry.
         """
+        if self._in_old_format():
+            return self._old.snapshot().version
         checkpoint = self.log.latest_checkpoint()
         if checkpoint:
             try:
