@@ -74,3 +74,7 @@ class TaskAbandonedError(ApiaryError):
 
 class QueryCancelledError(ApiaryError):
     """The caller cancelled a running query; nothing was returned."""
+
+
+class UpgradeNeededError(ApiaryError):
+    """The storage root holds data in an older Apiary format; ``apiary upgrade`` converts it."""

@@ -58,7 +58,7 @@ class Frame:
         """The frame with its ledger, in the frame's folder ``<hive>/<box>/<name>``."""
         ledger = Ledger(
             storage,
-            f"{hive}/{box}/{name}",
+            definition.location or f"{hive}/{box}/{name}",
             definition,
             writer=writer,
             name=f"{hive}.{box}.{name}",
@@ -72,7 +72,25 @@ class Frame:
 
     @property
     def prefix(self) -> str:
-        return f"{self.hive}/{self.box}/{self.name}"
+        """The frame's folder: its Delta table root (elsewhere for an attached table)."""
+        return self.definition.location or f"{self.hive}/{self.box}/{self.name}"
+
+    @property
+    def files_hold_partition_columns(self) -> bool:
+        """False when cells may lack their partition columns (Delta writers keep them out of
+        the files; Apiary's own cells carry them), so a reader must add them from the log."""
+        return self.definition.location is None or not self.partition_by
+
+    @property
+    def uri(self) -> str:
+        """Where other Delta readers find this frame's table (no credentials, no endpoint)."""
+        location = self.storage.location
+        if location.scheme == "s3":
+            root = "/".join(p for p in (location.path.strip("/"), self.prefix) if p)
+            return f"s3://{location.bucket}/{root}"
+        if location.scheme == "file":
+            return str(Path(location.path) / self.prefix)
+        return f"memory://{location.path}/{self.prefix}"
 
     @cached_property
     def schema(self) -> pa.Schema:

@@ -19,7 +19,7 @@ def validate_name(name: object, kind: str) -> str:
     """Return ``name`` if it is a valid hive/box/frame/column name, else raise.
 
     Letters, digits and ``_``, starting with a letter, at most 64 characters. The leading letter
-    keeps user folders apart from ``_registry``, ``_ledger`` and the other internal folders.
+    keeps user folders apart from ``_registry``, ``_delta_log`` and the other internal folders.
     """
     if not isinstance(name, str):
         raise InvalidNameError(f"{kind} name must be a string, got {type(name).__name__}")

@@ -35,6 +35,7 @@ from apiary.cells.types import (
     schema_to_json,
 )
 from apiary.config import Settings, load_settings
+from apiary.delta.schema import check_frame_schema
 from apiary.frame import Frame
 from apiary.maintenance import compact, vacuum
 from apiary.names import validate_name
@@ -306,6 +307,7 @@ class Apiary:
         """Create a frame; the same definition again is a no-op, a different one AlreadyExists."""
         validate_name(frame, "frame")
         arrow_schema = schema_from_spec(schema, list(partition_by or ()))
+        check_frame_schema(arrow_schema)  # every frame is a Delta table: refuse what Delta lacks
         wanted = FrameDef(
             frame_id=uuid.uuid4().hex,
             columns=schema_to_json(arrow_schema),
@@ -328,6 +330,22 @@ class Apiary:
 
     def list_frames(self, hive: str, box: str) -> list[str]:
         return sorted(self.registry.box(hive, box).frames)
+
+    def attach_frame(self, hive: str, box: str, frame: str, uri: str) -> dict[str, Any]:
+        """Register the existing Delta table at ``uri`` (inside this storage root) as a frame.
+
+        ``uri`` is the table's folder: a path or ``s3://bucket/key`` under the root, or a path
+        relative to it. The frame takes the table's schema and partitioning; it is queried,
+        time-travelled and appended to like any frame, and the table stays where it is (dropping
+        the frame leaves it alone). A table using Delta features Apiary does not read (deletion
+        vectors, column mapping, ...) is refused with the feature's name.
+        """
+        from apiary.attach import attached_definition
+
+        validate_name(frame, "frame")
+        definition = attached_definition(self.storage, uri, f"{hive}.{box}.{frame}")
+        self.registry.create_frame(hive, box, frame, definition)
+        return self.get_frame(hive, box, frame)
 
     def get_frame(self, hive: str, box: str, frame: str) -> dict[str, Any]:
         """A frame's definition and its latest version, cells, rows and bytes.
@@ -357,6 +375,7 @@ class Apiary:
             "row_count": rows,
             "total_bytes": size,
             "created_at": handle.definition.created_at,
+            "uri": handle.uri,  # the frame's Delta table, for delta-rs, Polars, DuckDB, Spark
         }
 
     def drop_hive(self, hive: str, *, cascade: bool = False) -> None:

@@ -20,9 +20,16 @@ class FrameDef(BaseModel):
     # (apiary.cells.types.schema_as_created); absent in older registries. Not part of the
     # definition: the same columns in another form are the same frame.
     schema_spec: dict[str, Any] | None = None
+    # The table's folder relative to the root when the frame is an attached Delta table
+    # (attach_frame); None for a frame in its own folder <hive>/<box>/<frame>.
+    location: str | None = None
 
     def same_definition(self, other: FrameDef) -> bool:
-        return self.columns == other.columns and self.partition_by == other.partition_by
+        return (
+            self.columns == other.columns
+            and self.partition_by == other.partition_by
+            and self.location == other.location
+        )
 
 
 class BoxDef(BaseModel):

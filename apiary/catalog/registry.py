@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import difflib
 import logging
-import random
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -13,11 +11,10 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from apiary.catalog.models import BoxDef, FrameDef, HiveDef, RegistryState
-from apiary.commitlog import CHECKPOINT_INTERVAL, CommitLog
+from apiary.commitlog import Attempt, CommitLog, commit, encode
 from apiary.errors import (
     AlreadyExistsError,
     ApiaryError,
-    ConflictError,
     EntityNotFoundError,
     NotFoundError,
     SerializationError,
@@ -35,7 +32,7 @@ Change = Callable[[RegistryState], bool]
 
 
 class Registry:
-    def __init__(self, storage: Storage, writer: str, *, commit_retries: int = 50) -> None:
+    def __init__(self, storage: Storage, writer: str, *, commit_retries: int = 100) -> None:
         self.log = CommitLog(storage, "_registry")
         self.writer = writer
         self.commit_retries = commit_retries
@@ -140,26 +137,41 @@ class Registry:
     # -- changing ----------------------------------------------------------------------------
 
     def commit(self, change: Change) -> RegistryState:
-        """Apply ``change`` to the newest state and commit it as the next version."""
-        for _ in range(self.commit_retries + 1):
-            base = self.check_newest()  # never change a state read past a damaged version
+        """Apply ``change`` to the newest state and commit it as the next version.
+
+        Goes through the one commit loop (:func:`apiary.commitlog.commit`) frames use too; the
+        rebase of a catalog change is simply re-applying it to the newer state.
+        """
+
+        def prepare(base: RegistryState) -> Attempt[RegistryState] | None:
             new = base.model_copy(deep=True)
             if not change(new):
-                return base
+                return None
             new.version = base.version + 1
             new.commit_id = uuid.uuid4().hex
             new.writer = self.writer
             new.timestamp = datetime.now(UTC).isoformat()
-            if self.log.try_create(new.version, new.to_json()):
-                self._state = new
-                if new.version % CHECKPOINT_INTERVAL == 0 and new.version > 0:
-                    self.log.write_checkpoint(new.version, new.to_json())
-                return new
-            time.sleep(random.uniform(0, 0.01))  # another writer won; let it finish first
-        raise ConflictError(
-            f"catalog change lost {self.commit_retries + 1} races in a row; nothing changed. "
-            "Retry, or raise commit_retries if many nodes change the catalog at once."
+            return Attempt(new.version, encode(new.to_json()), new)
+
+        def refresh(_: RegistryState) -> RegistryState:
+            return self.check_newest()  # never change a state read past a damaged version
+
+        def checkpoint(state: RegistryState, version: int) -> None:
+            self.log.write_checkpoint(
+                version, encode(state.to_json()), encode({"version": version})
+            )
+
+        after, _ = commit(
+            self.log,
+            self.check_newest(),
+            prepare=prepare,
+            refresh=refresh,
+            checkpoint=checkpoint,
+            retries=self.commit_retries,
+            what="the catalog",
         )
+        self._state = after
+        return after
 
     def create_hive(self, hive: str) -> None:
         validate_name(hive, "hive")

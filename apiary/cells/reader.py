@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from apiary.cells.partition import partition_value_from_str
 from apiary.errors import NotFoundError, SerializationError, StorageError
 from apiary.ledger.models import CellMeta
 from apiary.storage import Storage
@@ -46,13 +47,17 @@ def read_cells(
         check_identity(cell, name, size=size)
         try:
             source = pa.BufferReader(data) if isinstance(data, bytes) else str(data)
-            table = pq.read_table(source, columns=list(target.names))
+            parquet = pq.ParquetFile(source)
+            held = set(parquet.schema_arrow.names)
+            table = parquet.read(columns=[c for c in target.names if c in held])
         except (pa.ArrowInvalid, OSError) as exc:
             raise SerializationError(
                 f"cell {cell.path} of frame {name} is damaged or truncated ({exc}); restore it "
                 "from a backup, or overwrite the frame"
             ) from exc
         check_identity(cell, name, rows=table.num_rows)
+        if table.num_columns < len(target):
+            table = _with_partition_columns(table, cell, target, name)
         return table.cast(target)
 
     if not cells:
@@ -61,6 +66,25 @@ def read_cells(
         return read(cells[0])
     with ThreadPoolExecutor(min(READ_THREADS, len(cells))) as pool:
         return pa.concat_tables(pool.map(read, cells))
+
+
+def _with_partition_columns(
+    table: pa.Table, cell: CellMeta, target: pa.Schema, frame_name: str
+) -> pa.Table:
+    """Add the columns a Delta writer kept out of the file: its partition values."""
+    columns = []
+    for f in target:
+        if f.name in table.column_names:
+            columns.append(table.column(f.name))
+        elif f.name in cell.partition:
+            value = partition_value_from_str(cell.partition[f.name], f.type)
+            columns.append(pa.array([value] * table.num_rows, f.type))
+        else:
+            raise SerializationError(
+                f"cell {cell.path} of frame {frame_name} has no column {f.name!r}; it was not "
+                "written for this frame's schema"
+            )
+    return pa.Table.from_arrays(columns, schema=target)
 
 
 def check_identity(

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "vacuum": "apiary.cli.frames:vacuum_cmd",
     "compact": "apiary.cli.frames:compact_cmd",
     "history": "apiary.cli.frames:history_cmd",
+    "upgrade": "apiary.cli.frames:upgrade_cmd",
     "load": "apiary.cli.load:load",
     "bench": "apiary.cli.bench:bench",
     "tui": "apiary.cli.tui:tui",

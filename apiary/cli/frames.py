@@ -83,3 +83,36 @@ def history_cmd(frame: str, storage: str | None, name: str) -> None:
             f"{row['rows_added']:,}",
         )
     console.print(table)
+
+
+@click.command("upgrade")
+@storage_options
+def upgrade_cmd(storage: str | None, name: str) -> None:
+    """Turn a root written by Apiary 0.1 (_ledger/) into Delta tables; safe to re-run.
+
+    Stop every node of the old release first. Each frame keeps its whole history (time travel
+    works as before); a kill at any point leaves every frame readable, and running the command
+    again finishes the job.
+    """
+    from apiary.upgrade import upgrade_root
+
+    with open_apiary(name, storage, create=False) as ap:
+        report = upgrade_root(ap.storage, ap.registry)
+    for frame in report.frames:
+        if frame["state"] == "upgraded":
+            console.print(
+                f"{frame['frame']}: upgraded, {frame['versions']} versions",
+                highlight=False,
+                soft_wrap=True,
+            )
+    for frame_name, why in report.refused.items():
+        console.print(f"{frame_name}: not upgraded: {why}", highlight=False, soft_wrap=True)
+    already = sum(1 for f in report.frames if f["state"] != "upgraded")
+    console.print(
+        f"{report.upgraded} frame(s) upgraded, {already} already Delta tables, "
+        f"{len(report.refused)} left in the old format",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if report.refused:
+        raise SystemExit(1)

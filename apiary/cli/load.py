@@ -15,6 +15,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from apiary.attach import DeltaTableSource
 from apiary.cells.files import FORMATS, FileSource
 from apiary.cli.common import (
     console,
@@ -31,7 +32,7 @@ from apiary.units import count
 
 @click.command()
 @frame_argument
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @storage_options
 @click.option(
     "--format",
@@ -66,7 +67,7 @@ def load(
     chunk_rows: int,
     replace: bool,
 ) -> None:
-    """Load FILES (CSV, TSV, Parquet, JSON lines) into FRAME.
+    """Load FILES (CSV, TSV, Parquet, JSON lines, or Delta table folders) into FRAME.
 
     A missing hive, box or frame is created, the frame's schema taken from the
     first file (column types as Arrow infers them). Into an existing frame, text
@@ -76,7 +77,11 @@ def load(
     output says which were written.
     """
     hive, box, frame_name = split_frame(frame)
-    sources = [FileSource(path, fmt) for path in files]  # every file checked before any write
+    # Every input is checked before any write; a folder holding _delta_log/ is a Delta table.
+    sources: list[FileSource | DeltaTableSource] = [
+        DeltaTableSource(path) if (path / "_delta_log").is_dir() else FileSource(path, fmt)
+        for path in files
+    ]
     total_bytes = sum(s.size for s in sources)
     rows = commits = 0
     first_version = last_version = None
@@ -166,13 +171,13 @@ def _create(
     box: str,
     frame: str,
     first: pa.Table,
-    source: FileSource,
+    source: FileSource | DeltaTableSource,
     partition_by: tuple[str, ...],
 ) -> None:
     ap.create_hive(hive)
     ap.create_box(hive, box)
     ap.create_frame(hive, box, frame, first.schema, partition_by=list(partition_by))
-    if first.num_rows or source.format == "parquet":
+    if first.num_rows or source.format in ("parquet", "delta"):
         console.print(f"created {hive}.{box}.{frame} from the first file's columns")
         return
     console.print(

@@ -1,8 +1,12 @@
 """The per-frame ledger: optimistic commits over Parquet cells, snapshots and time travel.
 
-A commit uploads its cells first and then creates the next ledger version with
-``put_if_absent``. Losing that race costs one short listing and a retry of the small JSON entry,
-never a re-upload. What the rebased entry removes is decided by :mod:`apiary.ledger.rebase`.
+The ledger is the frame's Delta Lake log, ``<frame>/_delta_log/``: version 0 holds the
+protocol and metadata, each commit ``add``/``remove`` actions and a ``commitInfo`` with
+Apiary's commit id, writer and operation (see :mod:`apiary.ledger.codec`). A commit uploads its
+cells first and then creates the next version with ``put_if_absent`` through the shared loop
+in :mod:`apiary.commitlog`. Losing that race costs reading the new entries and a retry of the
+small JSON entry, never a re-upload. What the rebased entry removes is decided by
+:mod:`apiary.ledger.rebase`.
 """
 
 from __future__ import annotations
@@ -12,21 +16,38 @@ import uuid
 from datetime import UTC, datetime
 from typing import overload
 
-from pydantic import ValidationError
-
 from apiary.catalog.models import FrameDef
-from apiary.commitlog import CHECKPOINT_INTERVAL, CommitLog
+from apiary.cells.types import schema_from_json
+from apiary.commitlog import CHECKPOINT_INTERVAL, Attempt, DeltaLog, commit
+from apiary.delta.actions import (
+    Version,
+    check_readable,
+    check_writable,
+    encode_version,
+    parse_version,
+)
+from apiary.delta.checkpoint import decode_checkpoint, encode_checkpoint, encode_last_checkpoint
 from apiary.errors import (
-    ConflictError,
     EntityNotFoundError,
     NotFoundError,
     SerializationError,
+    UpgradeNeededError,
 )
-from apiary.ledger.models import CellMeta, Checkpoint, LedgerEntry, Operation, Snapshot
+from apiary.ledger.codec import (
+    TableMeta,
+    cell_to_add,
+    entry_to_version,
+    new_table,
+    version_to_entry,
+)
+from apiary.ledger.legacy import LegacyLog
+from apiary.ledger.models import CellMeta, LedgerEntry, Operation, Snapshot
 from apiary.ledger.rebase import Change, removals
 from apiary.storage import Storage
 
 log = logging.getLogger("apiary.ledger")
+
+LOG_FOLDER = "_delta_log"
 
 
 class Ledger:
@@ -41,13 +62,38 @@ class Ledger:
         commit_retries: int = 100,
     ) -> None:
         self.storage = storage
-        self.prefix = prefix  # the frame's folder: <hive>/<box>/<frame>
-        self.log = CommitLog(storage, f"{prefix}/_ledger")
+        self.prefix = prefix  # the frame's folder: <hive>/<box>/<frame>, a Delta table root
+        self.log = DeltaLog(storage, f"{prefix}/{LOG_FOLDER}")
         self.frame = frame
+        self.schema = schema_from_json(frame.columns)
         self.writer = writer
         self.name = name or prefix.replace("/", ".")
         self.commit_retries = commit_retries
         self._latest: Snapshot | None = None
+        self._hint: int | None = None  # the version _last_checkpoint named when last read
+        self._old = LegacyLog(storage, prefix, frame, self.name)
+        self._old_checked = False  # once the frame reads from its Delta log, it always will
+
+    def _in_old_format(self) -> bool:
+        """True while the frame still holds Apiary 0.1's ``_ledger/`` (until ``apiary upgrade``).
+
+        One HEAD when a frame is first opened; repeated only while the old log is there, so a
+        node notices an upgrade made by another process.
+        """
+        if self._old_checked:
+            return False
+        if self._old.present():
+            return True
+        self._old_checked = True
+        return False
+
+    def _refuse_old_format(self) -> None:
+        if self._in_old_format():
+            raise UpgradeNeededError(
+                f"frame {self.name} is still in Apiary 0.1's ledger format (_ledger/); it reads "
+                "as before, but takes writes only once it is a Delta table: run `apiary upgrade` "
+                "on this storage root (with no writer of the old release running)"
+            )
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -57,15 +103,25 @@ class Ledger:
         A damaged newest entry is an error here (what is newest is unknown) while older
         versions stay readable through :meth:`at`, which never reads past its version.
         """
+        if self._in_old_format():
+            return self._old.snapshot()
         snap = self._latest
         if snap is None:
-            snap = self._base(self.log.latest_checkpoint())
+            snap = self._base(None)
         snap = self._catch_up(snap)
         self._latest = snap
         return snap
 
     def at(self, version: int) -> Snapshot:
         """The snapshot as of ``version`` (time travel): nearest checkpoint, then entries."""
+        if self._in_old_format():
+            snap = self._old.snapshot(version)
+            if version < 0 or snap.version != version:
+                raise EntityNotFoundError(
+                    f"frame {self.name} has no version {version}; its versions are "
+                    f"0..{self._old.log.last_version()}"
+                )
+            return snap
         known = self._latest
         if known is not None and version == known.version:
             return known
@@ -77,13 +133,16 @@ class Ledger:
             )
         snap = self._base(version)
         for v in range(snap.version + 1, version + 1):
-            snap = snap.apply(self._read_entry(v))
+            entry, table = self._read_version(v)
+            snap = snap.apply(entry, table)
         return snap
 
     def history(self) -> list[tuple[LedgerEntry, datetime]]:
         """Every entry, oldest first, with its commit time on the storage's clock."""
+        if self._in_old_format():
+            return self._old.history()
         return [
-            (self._read_entry(CommitLog.version_of(info)), info.last_modified)
+            (self._read_version(DeltaLog.version_of(info))[0], info.last_modified)
             for info in self.log.versions_after(None)
         ]
 
@@ -93,6 +152,8 @@ class Ledger:
         Raises SerializationError naming a damaged object. Bounded cost (``apiary doctor``):
         two GETs for the hint and its checkpoint, one listing from there, one GET of the entry.
         """
+        if self._in_old_format():
+            return self._old.snapshot().version
         checkpoint = self.log.latest_checkpoint()
         if checkpoint:
             try:
@@ -102,8 +163,8 @@ class Ledger:
         found = self.log.versions_after(checkpoint - 1 if checkpoint else None)
         if not found:
             return -1
-        newest = CommitLog.version_of(found[-1])
-        self._read_entry(newest)
+        newest = DeltaLog.version_of(found[-1])
+        self._read_version(newest)
         return newest
 
     def _empty(self) -> Snapshot:
@@ -111,15 +172,28 @@ class Ledger:
 
     def _catch_up(self, snap: Snapshot) -> Snapshot:
         """Apply the entries after ``snap``: versions have no gaps, so read until one misses."""
-        while (entry := self._read_entry(snap.version + 1, missing_ok=True)) is not None:
-            snap = snap.apply(entry)
+        while (found := self._read_version(snap.version + 1, missing_ok=True)) is not None:
+            snap = snap.apply(*found)
         return snap
 
     def _base(self, version: int | None) -> Snapshot:
-        """The newest intact checkpoint at or before ``version``, else the empty frame."""
-        if not version:
+        """The newest intact checkpoint at or before ``version`` (None: newest), else empty.
+
+        The hint names the newest checkpoint (another writer may checkpoint at any version);
+        Apiary's own are at multiples of ``CHECKPOINT_INTERVAL``.
+        """
+        if version == 0:
             return self._empty()
-        for checkpoint in range(version - version % CHECKPOINT_INTERVAL, 0, -CHECKPOINT_INTERVAL):
+        candidates: list[int] = []
+        if version is None:
+            self._hint = self.log.latest_checkpoint()
+        hint = self._hint  # time travel reuses what opening the frame read
+        if hint and (version is None or hint <= version):
+            candidates.append(hint)
+        top = hint if version is None else version
+        if top:
+            candidates += range(top - top % CHECKPOINT_INTERVAL, 0, -CHECKPOINT_INTERVAL)
+        for checkpoint in dict.fromkeys(candidates):
             try:
                 return self._load_checkpoint(checkpoint)
             except NotFoundError:
@@ -130,50 +204,78 @@ class Ledger:
 
     def _load_checkpoint(self, version: int) -> Snapshot:
         path = self.log.checkpoint_path(version)
-        try:
-            checkpoint = Checkpoint.model_validate(self.log.read_json(path))
-        except ValidationError as exc:
+        state = decode_checkpoint(self.storage.get(path), path)
+        assert state.protocol is not None and state.metadata is not None
+        if state.metadata.id != self.frame.frame_id:
             raise SerializationError(
-                f"ledger checkpoint {path} of frame {self.name} is damaged "
-                f"({exc.error_count()} problems); delete it: the entries before it rebuild the "
-                "same state, only opening the frame is slower"
-            ) from exc
-        if checkpoint.version != version or checkpoint.frame_id != self.frame.frame_id:
-            raise SerializationError(
-                f"ledger checkpoint {path} belongs to another frame or version; delete it"
+                f"checkpoint {path} belongs to another table (id {state.metadata.id}); delete it"
             )
+        check_readable(state.protocol, self.name)
+        table = TableMeta(state.protocol, state.metadata)
+        entry = version_to_entry(
+            state, version, self.frame.frame_id, self.schema, self.frame.partition_by, self.name
+        )
         return Snapshot(
-            version=checkpoint.version,
-            frame_id=checkpoint.frame_id,
-            cells={cell.path: cell for cell in checkpoint.cells},
+            version=version,
+            frame_id=self.frame.frame_id,
+            cells={cell.path: cell for cell in entry.add},
+            table=table,
         )
 
     @overload
-    def _read_entry(self, version: int) -> LedgerEntry: ...
+    def _read_version(self, version: int) -> tuple[LedgerEntry, TableMeta | None]: ...
     @overload
-    def _read_entry(self, version: int, *, missing_ok: bool) -> LedgerEntry | None: ...
+    def _read_version(
+        self, version: int, *, missing_ok: bool
+    ) -> tuple[LedgerEntry, TableMeta | None] | None: ...
 
-    def _read_entry(self, version: int, *, missing_ok: bool = False) -> LedgerEntry | None:
+    def _read_version(
+        self, version: int, *, missing_ok: bool = False
+    ) -> tuple[LedgerEntry, TableMeta | None] | None:
+        """Version ``version`` as a ledger entry, and the table metadata it sets (if any)."""
         path = self.log.path(version)
-        try:
-            document = self.log.read_if_present(version)
-        except SerializationError as exc:
-            raise self._damaged(version, "is not valid JSON") from exc
-        if document is None:
+        raw = self.log.read_raw_if_present(version)
+        if raw is None:
             if missing_ok:
                 return None
             raise self._damaged(version, "is missing")
         try:
-            entry = LedgerEntry.model_validate(document)
-        except ValidationError as exc:
-            raise self._damaged(version, f"is damaged ({exc.error_count()} problems)") from exc
-        if entry.version != version or entry.frame_id != self.frame.frame_id:
-            raise SerializationError(
-                f"ledger entry {path} belongs to another frame or version "
-                f"(frame_id {entry.frame_id}, version {entry.version}); a dropped frame's "
-                "files may have been left behind: drop and recreate the frame"
+            actions = parse_version(raw, path)
+        except SerializationError as exc:
+            raise self._damaged(version, f"is damaged: {exc}") from exc
+        if version == 0 and (actions.protocol is None or actions.metadata is None):
+            raise self._damaged(version, "lacks the table's protocol or metadata")
+        table = self._table_of(actions, path)
+        try:
+            entry = version_to_entry(
+                actions,
+                version,
+                self.frame.frame_id,
+                self.schema,
+                self.frame.partition_by,
+                self.name,
             )
-        return entry
+        except SerializationError as exc:
+            raise self._damaged(version, f"is damaged: {exc}") from exc
+        return entry, table
+
+    def _table_of(self, actions: Version, path: str) -> TableMeta | None:
+        if actions.protocol is not None:
+            check_readable(actions.protocol, self.name)
+        if actions.metadata is None:
+            return None
+        if actions.metadata.id != self.frame.frame_id:
+            raise SerializationError(
+                f"ledger entry {path} belongs to another table (id {actions.metadata.id}, this "
+                f"frame is {self.frame.frame_id}); a dropped frame's files may have been left "
+                "behind: drop and recreate the frame"
+            )
+        if actions.protocol is None:
+            known = self._latest.table if self._latest is not None else None
+            if known is None:
+                return None
+            return TableMeta(known.protocol, actions.metadata)
+        return TableMeta(actions.protocol, actions.metadata)
 
     def _damaged(self, version: int, problem: str) -> SerializationError:
         """Name the object, what still reads, and how to recover."""
@@ -200,10 +302,12 @@ class Ledger:
 
     def create(self) -> None:
         """Write version 0 (``create_frame``) unless it exists. Any writer may do it."""
+        if self._in_old_format():
+            return  # it exists, in the old format
+        table = new_table(self.frame.frame_id, self.schema, self.frame.partition_by, self.name)
         entry = self._entry(0, uuid.uuid4().hex, "create_frame", [], [])
-        entry.columns = self.frame.columns
-        entry.partition_by = self.frame.partition_by
-        self.log.try_create(0, entry.to_json())
+        version = entry_to_version(entry, self.schema, [], table=table)
+        self.log.try_create(0, encode_version(version))
 
     def commit(
         self,
@@ -220,28 +324,48 @@ class Ledger:
         this ledger already holds: when it is stale the conditional create says so, and
         catching up costs the same GETs a refresh would have.
         """
+        self._refuse_old_format()
+        stamp = int(datetime.now(UTC).timestamp() * 1000)
+        add = [c if c.modified_ms else c.model_copy(update={"modified_ms": stamp}) for c in add]
         change = Change(operation, tuple(add), tuple(remove or ()), replace_all)
         commit_id = uuid.uuid4().hex
         snap = self._latest if self._latest is not None else self.latest()
         if snap.version < 0:
             self.create()
             snap = self.latest()
-        for attempt in range(self.commit_retries + 1):
-            removed = removals(change, snap, self.name)
-            entry = self._entry(snap.version + 1, commit_id, operation, add, removed)
-            if self.log.try_create(entry.version, entry.to_json()):
-                self._latest = snap.apply(entry)
-                self._maybe_checkpoint(self._latest)
-                return entry
-            log.debug(
-                "%s: lost version %d (attempt %d), rebasing", self.name, entry.version, attempt + 1
+        if snap.table is not None:
+            check_writable(snap.table.protocol, self.name)
+
+        prepared: list[LedgerEntry] = []  # the entry of each attempt; the last one landed
+
+        def prepare(base: Snapshot) -> Attempt[Snapshot]:
+            removed = removals(change, base, self.name)
+            entry = self._entry(base.version + 1, commit_id, operation, add, removed)
+            actions = entry_to_version(
+                entry,
+                self.schema,
+                [base.cells[path] for path in removed],
+                overwrite=replace_all,
             )
-            snap = self._latest = self._catch_up(snap)
-        raise ConflictError(
-            f"commit to {self.name} lost {self.commit_retries + 1} races in a row and was not "
-            "applied; its cells are unreferenced and vacuum will remove them. Retry the write, "
-            "or raise commit_retries when many writers share one frame."
+            prepared.append(entry)
+            return Attempt(entry.version, encode_version(actions), base.apply(entry))
+
+        def refresh(base: Snapshot) -> Snapshot:
+            self._latest = self._catch_up(base)
+            return self._latest
+
+        after, attempt = commit(
+            self.log,
+            snap,
+            prepare=prepare,
+            refresh=refresh,
+            checkpoint=self._checkpoint,
+            retries=self.commit_retries,
+            what=f"frame {self.name}",
         )
+        self._latest = after
+        assert attempt is not None
+        return prepared[-1]
 
     def _entry(
         self,
@@ -262,13 +386,16 @@ class Ledger:
             remove=remove,
         )
 
-    def _maybe_checkpoint(self, snap: Snapshot) -> None:
-        if snap.version % CHECKPOINT_INTERVAL or snap.version == 0:
-            return
-        checkpoint = Checkpoint(
-            version=snap.version, frame_id=snap.frame_id, cells=list(snap.cells.values())
+    def _checkpoint(self, snap: Snapshot, version: int) -> None:
+        """A classic Parquet checkpoint of ``snap`` and the ``_last_checkpoint`` hint."""
+        table = snap.table
+        if table is None:  # opened past a checkpoint-less history: rebuild from version 0
+            table = self.at(0).table
+        assert table is not None
+        state = Version(
+            protocol=table.protocol,
+            metadata=table.metadata,
+            adds=[cell_to_add(c, self.schema, data_change=False) for c in snap.cells.values()],
         )
-        try:
-            self.log.write_checkpoint(snap.version, checkpoint.to_json())
-        except Exception as exc:  # the commit stands; a missing checkpoint only costs time
-            log.warning("%s: could not write checkpoint %d: %s", self.name, snap.version, exc)
+        data, size = encode_checkpoint(state)
+        self.log.write_checkpoint(version, data, encode_last_checkpoint(version, size))

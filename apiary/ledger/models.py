@@ -1,4 +1,4 @@
-"""The ledger's file formats: entries (``_ledger/NNNNNN.json``) and checkpoints."""
+"""The ledger's in-memory models: entries, cells and snapshots (stored as Delta actions)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ class CellMeta(BaseModel):
     memory_bytes: int = 0  # decoded Arrow size: what a bee must hold; drives compaction
     partition: dict[str, str] = {}
     stats: dict[str, ColumnStats] = {}
+    modified_ms: int = 0  # when it was written (Delta's modificationTime); 0 if unknown
 
 
 class LedgerEntry(BaseModel):
@@ -45,17 +46,6 @@ class LedgerEntry(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-class Checkpoint(BaseModel):
-    """The full active cell set at ``version``, so opening a frame replays at most 99 entries."""
-
-    version: int
-    frame_id: str
-    cells: list[CellMeta]
-
-    def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
-
-
 @dataclass
 class Snapshot:
     """A frame as of one version. Readers pin one snapshot; commits never change it."""
@@ -63,6 +53,7 @@ class Snapshot:
     version: int
     frame_id: str
     cells: dict[str, CellMeta] = field(default_factory=dict)
+    table: Any = None  # apiary.ledger.codec.TableMeta: the Delta protocol and metadata
 
     @property
     def rows(self) -> int:
@@ -72,10 +63,18 @@ class Snapshot:
     def bytes(self) -> int:
         return sum(cell.bytes for cell in self.cells.values())
 
-    def apply(self, entry: LedgerEntry) -> Snapshot:
-        """The snapshot after ``entry``; a new object, so pinned readers keep theirs."""
+    def apply(self, entry: LedgerEntry, table: Any = None) -> Snapshot:
+        """The snapshot after ``entry``; a new object, so pinned readers keep theirs.
+
+        ``table`` is the entry's new protocol and metadata, when it changes them.
+        """
         cells = dict(self.cells)  # a C-level copy: an append to a long frame stays cheap
         for path in entry.remove:
             cells.pop(path, None)
         cells.update((cell.path, cell) for cell in entry.add)
-        return Snapshot(version=entry.version, frame_id=self.frame_id, cells=cells)
+        return Snapshot(
+            version=entry.version,
+            frame_id=self.frame_id,
+            cells=cells,
+            table=table if table is not None else self.table,
+        )

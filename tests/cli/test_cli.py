@@ -27,7 +27,8 @@ def test_demo_on_the_embedded_default(isolated_home) -> None:
     assert "Read back 4,000 rows: all present" in out
     for region in ("north", "south", "east", "west"):
         assert region in out
-    assert (isolated_home / "data/default/demo/sensors/readings/_ledger/000002.json").is_file()
+    log = isolated_home / "data/default/demo/sensors/readings/_delta_log"
+    assert (log / "00000000000000000002.json").is_file()
     again = apiary("demo", "--rows", "2000", "--batches", "2").stdout  # repeatable
     assert "version 4, 4,000 rows" in again
 

@@ -24,9 +24,15 @@ def test_checkpoints_written_every_hundred_versions(long_frame) -> None:
     with Apiary("test", long_frame) as ap:
         log = ap.frame("h", "b", "f").ledger.log
         names = sorted(
-            o.path.rsplit("/", 1)[-1] for o in ap.storage.list("h/b/f/_ledger/_checkpoint")
+            name
+            for o in ap.storage.list("h/b/f/_delta_log")
+            if not (name := o.path.rsplit("/", 1)[-1]).endswith(".json")
         )
-        assert names == ["000100.json", "000200.json", "_latest.json"]
+        assert names == [
+            "00000000000000000100.checkpoint.parquet",
+            "00000000000000000200.checkpoint.parquet",
+            "_last_checkpoint",
+        ]
         assert log.latest_checkpoint() == 200
 
 
@@ -54,8 +60,8 @@ def test_time_travel_uses_the_nearest_earlier_checkpoint(long_frame) -> None:
 
 
 def test_a_missing_checkpoint_only_costs_time(long_frame, tmp_path) -> None:
-    (tmp_path / "root/h/b/f/_ledger/_checkpoint/000200.json").unlink()
-    (tmp_path / "root/h/b/f/_ledger/_checkpoint/_latest.json").write_text("{garbage")
+    (tmp_path / "root/h/b/f/_delta_log/00000000000000000200.checkpoint.parquet").unlink()
+    (tmp_path / "root/h/b/f/_delta_log/_last_checkpoint").write_text("{garbage")
     with Apiary("test", long_frame) as ap:
         assert ap.get_frame("h", "b", "f")["rows"] == 250
         assert ap.read_from_frame("h", "b", "f", version=230).num_rows == 230

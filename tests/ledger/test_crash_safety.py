@@ -73,7 +73,7 @@ def test_sigkill_while_ledger_put_is_in_flight(fault_proxy, action, committed) -
     """The ledger PUT is on the wire (held by the proxy, before or after reaching S3)."""
     uri = fault_proxy.target.uri
     acks = prepare(uri)
-    fault_proxy.proxy.add_fault("PUT", r"_ledger/000003\.json$", action, times=1)
+    fault_proxy.proxy.add_fault("PUT", r"_delta_log/0{19}3\.json$", action, times=1)
     proc = spawn_writer(uri, 1, commits=1, first_commit=7)
     assert fault_proxy.proxy.wait_held(timeout=60), "the ledger PUT never reached the proxy"
     proc.send_signal(signal.SIGKILL)

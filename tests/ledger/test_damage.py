@@ -15,7 +15,7 @@ from apiary import Apiary
 from apiary.errors import SerializationError
 
 FRAME = ("h", "b", "f")
-ENTRY = "h/b/f/_ledger/{:06d}.json"
+ENTRY = "h/b/f/_delta_log/{:020d}.json"
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ def leftover(folder: Path, name: str, age_hours: float, size: int = 1000) -> Pat
 def test_vacuum_deletes_old_staged_uploads_and_keeps_young_ones(tmp_path) -> None:
     folder = make_frame(tmp_path / "root")
     old_cell = leftover(folder / "region=eu", f"cell_{uuid.uuid4().hex}.parquet#1", 3)
-    old_entry = leftover(folder / "_ledger", "000009.json#2", 3, size=200)
+    old_entry = leftover(folder / "_delta_log", "00000000000000000009.json#2", 3, size=200)
     young = leftover(folder, f"cell_{uuid.uuid4().hex}.parquet#1", 0)
     cells = sorted(folder.rglob("*.parquet"))
 
@@ -54,7 +54,7 @@ def test_vacuum_deletes_old_staged_uploads_and_keeps_young_ones(tmp_path) -> Non
         dry = ap.vacuum_frame(*FRAME, retention_hours=1, dry_run=True)
         assert dry["temp_files_deleted"] == 2 and dry["bytes_freed"] == 1200
         assert sorted(dry["deleted_paths"]) == [
-            "_ledger/000009.json#2",
+            "_delta_log/00000000000000000009.json#2",
             f"region=eu/{old_cell.name}",
         ]
         assert dry["kept_within_retention"] == 1

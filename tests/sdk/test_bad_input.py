@@ -115,7 +115,7 @@ def test_missing_nullable_column_becomes_nulls(ap: Apiary) -> None:
 
 
 def test_corrupted_ledger_entry_is_a_serialization_error_other_frames_fine(ap, root) -> None:
-    entry = root / "farm/sensors/temps/_ledger/000001.json"
+    entry = root / "farm/sensors/temps/_delta_log/00000000000000000001.json"
     entry.write_text('{"version": 1, "operation": "add_ce')
     with Apiary("test", str(root)) as fresh:
         with pytest.raises(SerializationError, match="000001.json"):
@@ -125,7 +125,8 @@ def test_corrupted_ledger_entry_is_a_serialization_error_other_frames_fine(ap, r
 
 
 def test_ledger_entry_with_wrong_shape_is_a_serialization_error(ap, root) -> None:
-    (root / "farm/sensors/temps/_ledger/000001.json").write_text('{"version": "one"}')
+    entry = root / "farm/sensors/temps/_delta_log/00000000000000000001.json"
+    entry.write_text('{"version": "one"}')
     with Apiary("test", str(root)) as fresh, pytest.raises(SerializationError, match="damaged"):
         fresh.get_frame("farm", "sensors", "temps")
 

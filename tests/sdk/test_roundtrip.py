@@ -93,31 +93,30 @@ def test_every_input_kind(ap: Apiary) -> None:
 
 
 def test_many_types_round_trip(ap: Apiary) -> None:
+    # Types a Delta table holds (uint64, date64, time and duration are refused: tests/delta).
     schema = {
         "i8": "int8",
-        "u64": "uint64",
+        "u32": "uint32",
         "f32": "float32",
         "b": "bool",
         "bin": "binary",
-        "d64": "date64",
+        "d32": "date32",
         "ts": "timestamptz",
-        "t": "time64[us]",
+        "ts_ms": "timestamp[ms]",
         "dec": "decimal128(10, 2)",
-        "dur": "duration[us]",
         "ls": "large_string",
     }
     ap.create_frame("h", "b", "types", schema, partition_by=["b"])
     row = {
         "i8": -5,
-        "u64": 2**63,
+        "u32": 2**32 - 1,
         "f32": 1.5,
         "b": True,
         "bin": b"\x00\x01",
-        "d64": dt.date(2026, 3, 1),
+        "d32": dt.date(2026, 3, 1),
         "ts": dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC),
-        "t": dt.time(1, 2, 3),
+        "ts_ms": dt.datetime(2026, 3, 1, 12, 0, 0, 250000),
         "dec": Decimal("12.34"),
-        "dur": dt.timedelta(seconds=5),
         "ls": "long",
     }
     frame_schema = ap.get_frame("h", "b", "types")["schema"]

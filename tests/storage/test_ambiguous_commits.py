@@ -34,10 +34,10 @@ def entries(ap: Apiary) -> list:
 
 def test_lost_reply_503_and_409_give_exactly_one_commit_each(ap, fault_proxy, caplog) -> None:
     proxy = fault_proxy.proxy
-    proxy.add_fault("PUT", r"_ledger/000001\.json$", "lose_reply", times=1)
-    proxy.add_fault("PUT", r"_ledger/000002\.json$", "status", status=503, times=2)
-    proxy.add_fault("PUT", r"_ledger/000003\.json$", "status", status=409, times=1)
-    proxy.add_fault("PUT", r"_ledger/000004\.json$", "lose_reply", times=3)
+    proxy.add_fault("PUT", r"_delta_log/0{19}1\.json$", "lose_reply", times=1)
+    proxy.add_fault("PUT", r"_delta_log/0{19}2\.json$", "status", status=503, times=2)
+    proxy.add_fault("PUT", r"_delta_log/0{19}3\.json$", "status", status=409, times=1)
+    proxy.add_fault("PUT", r"_delta_log/0{19}4\.json$", "lose_reply", times=3)
     caplog.set_level(logging.WARNING, logger="apiary.storage")
 
     versions = [ap.write_to_frame(*FRAME, batch(0, c, 10))["version"] for c in range(4)]
@@ -60,7 +60,7 @@ def test_lost_reply_503_and_409_give_exactly_one_commit_each(ap, fault_proxy, ca
 
 def test_storage_that_never_answers_reports_unknown_state_and_harms_nothing(ap, fault_proxy):
     ap.write_to_frame(*FRAME, batch(0, 0, 10))
-    fault_proxy.proxy.add_fault("PUT", r"_ledger/000002\.json$", "status", status=503, times=50)
+    fault_proxy.proxy.add_fault("PUT", r"_delta_log/0{19}2\.json$", "status", status=503, times=50)
     with pytest.raises(CommitStateUnknownError, match="Re-read") as info:
         ap.write_to_frame(*FRAME, batch(0, 1, 10))
     assert SECRET not in str(info.value) and SECRET not in repr(ap)
@@ -81,8 +81,8 @@ def test_transient_read_faults_are_retried(ap, fault_proxy) -> None:
 @pytest.mark.multiprocess
 def test_racing_processes_through_lost_replies(ap, fault_proxy) -> None:
     """Four writer processes race while the proxy loses the replies of applied ledger PUTs."""
-    fault_proxy.proxy.add_fault("PUT", r"_ledger/\d+\.json$", "lose_reply", times=6)
-    fault_proxy.proxy.add_fault("PUT", r"_ledger/\d+\.json$", "status", status=409, times=3)
+    fault_proxy.proxy.add_fault("PUT", r"_delta_log/\d+\.json$", "lose_reply", times=6)
+    fault_proxy.proxy.add_fault("PUT", r"_delta_log/\d+\.json$", "status", status=409, times=3)
     procs = [spawn_writer(fault_proxy.target.uri, w, commits=8) for w in range(4)]
     acks = [ack for proc in procs for ack in finish(proc)]
     assert fault_proxy.proxy.pending_faults() == 0
@@ -98,7 +98,7 @@ def test_a_client_error_is_not_retried(ap, fault_proxy) -> None:
     """A 400 fails at once: obstore's message carries a debug dump of its client settings
     (``retry_timeout: …``) that must not make every error look like a timeout."""
     proxy = fault_proxy.proxy
-    proxy.add_fault("PUT", r"_ledger/000001\.json$", "status", status=400, times=10)
+    proxy.add_fault("PUT", r"_delta_log/0{19}1\.json$", "status", status=400, times=10)
 
     with pytest.raises(Exception, match="400"):
         ap.write_to_frame(*FRAME, batch(0, 0, 10))

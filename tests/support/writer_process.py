@@ -56,8 +56,8 @@ def install_crash(phase: str, hold: bool = False) -> None:
     original = CommitLog.try_create
     pending = [phase]  # only the first commit stops
 
-    def try_create(self: CommitLog, version: int, document: dict) -> bool:
-        if document.get("operation") == "create_frame" or not pending:
+    def try_create(self: CommitLog, version: int, document: bytes) -> bool:
+        if version == 0 or not pending:  # version 0 creates the frame's table
             return original(self, version, document)
         if phase == "cells_uploaded":
             pending.clear()
