@@ -158,6 +158,7 @@ class SqlSession:
             ("rows", str(snap.rows)),
             ("bytes", str(snap.bytes)),
             ("partition_by", ", ".join(frame.partition_by) or "(none)"),
+            ("uri", frame.uri),  # where Delta readers (delta-rs, Polars, Spark) find it
         ]
         for f in frame.schema:
             rows.append((f"column {f.name}", column_notes(f, frame.partition_by)))

@@ -146,10 +146,8 @@ def frame_table(
     location = frame.storage.location
     if not cells:
         return in_memory(frame.schema.empty_table())
-    # An attached Delta table's files may lack partition columns: read_cells adds them. A swarm
-    # task's frame (apiary.swarm.worker._TaskFrame) does not carry the flag yet.
-    complete = getattr(frame, "files_hold_partition_columns", True)
-    if location.scheme == "memory" or not complete:
+    # An attached Delta table's files may lack partition columns: read_cells adds them.
+    if location.scheme == "memory" or not frame.files_hold_partition_columns:
         data = read_cells(
             frame.storage, frame.prefix, cells, frame.schema, frame_name=frame.full_name
         )

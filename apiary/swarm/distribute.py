@@ -86,6 +86,12 @@ class Distributor:
                 explain=f"runs on this node: fewer than {settings.min_cells} cells to share "
                 "(distribute_min_cells)"
             )
+        attached = [p for p in query.frames if p.frame.definition.location is not None]
+        if attached:
+            # Its files live outside hive/box/frame and may leave out their partition columns;
+            # a manifest names frames by that folder only.
+            reason = f"{attached[0].frame.full_name} is an attached Delta table, read on one node"
+            return Decision(info={"ran_locally": reason}, explain=f"runs on this node: {reason}")
         sizes = {}
         for scan in _scans(query):
             pinned = query.pinned(*scan)

@@ -318,7 +318,12 @@ def _tables(manifest: Manifest) -> set[tuple[str, str, str]]:
 
 
 class _TaskFrame:
-    """Just enough of a :class:`Frame` for :func:`frame_table`: no catalog or ledger needed."""
+    """Just enough of a :class:`Frame` for :func:`frame_table`: no catalog or ledger needed.
+
+    Attached Delta tables are not shared (see :mod:`apiary.swarm.distribute`), so a task's
+    frames live in their own folders and their files hold their partition columns."""
+
+    files_hold_partition_columns = True
 
     def __init__(self, storage: Storage, prefix: str, name: str, schema: pa.Schema) -> None:
         self.storage = storage

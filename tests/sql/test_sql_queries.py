@@ -98,6 +98,7 @@ def test_show_and_describe(ap: Apiary) -> None:
     assert described["partition_by"] == "region"
     assert described["column region"] == "string, not null, partition key"
     assert int(described["bytes"]) == ap.get_frame("farm", "sensors", "temps")["bytes"]
+    assert described["uri"] == ap.get_frame("farm", "sensors", "temps")["uri"]  # for Delta readers
     old = dict(zip(*ap.sql('DESCRIBE farm.sensors."temps@v2"').to_pydict().values(), strict=True))
     assert (old["version"], old["rows"]) == ("2", "10")
 
