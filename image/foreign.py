@@ -27,8 +27,10 @@ MIRROR = "http://deb.debian.org/debian"
 DEBIAN_ARCH = {"aarch64": "arm64", "x86_64": "amd64"}
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
 COMPLETE = ".apiary-root-complete"
-# What freezing needs inside the root: Python 3.11 and its venv module (ldd is in libc-bin).
-BUILDER_PACKAGES = ("python3", "python3-venv")
+# What freezing needs inside the root: Python 3.11 and its venv module, and binutils (PyInstaller
+# reads shared-library headers with objdump; ldd is in libc-bin) and libpython3.11 (the bundled
+# interpreter).
+BUILDER_PACKAGES = ("python3", "python3-venv", "libpython3.11", "binutils")
 
 
 class ForeignError(RuntimeError):
@@ -42,12 +44,14 @@ class RootSpec:
     name: str  # "builder" or "boot"
     packages: tuple[str, ...]
     variant: str = "essential"
+    customize: tuple[str, ...] = ()  # mmdebstrap --customize-hook commands ("$1" is the root)
     arch: str = "aarch64"
     suite: str = SUITE
     mirror: str = MIRROR
 
     def key(self) -> str:
-        text = "\n".join([self.variant, self.arch, self.suite, self.mirror, *sorted(self.packages)])
+        fields = [self.variant, self.arch, self.suite, self.mirror, *self.customize]
+        text = "\n".join([*fields, *sorted(self.packages)])
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -98,33 +102,42 @@ def run(cmd: Sequence[str], what: str, **kwargs: object) -> subprocess.Completed
 
 
 def ensure_root(spec: RootSpec, cache: Path | None = None) -> Path:
-    """The root directory for ``spec``: reused when complete, else made with mmdebstrap."""
+    """The root directory for ``spec``: reused when complete, else made with mmdebstrap.
+    Roots of an older package list are deleted (~0.3-0.6 GB each)."""
     cache = cache or cache_root()
     target = cache / f"{spec.name}-{DEBIAN_ARCH[spec.arch]}-{spec.key()}"
     with locked(cache / f"{target.name}.lock"):
-        if (target / COMPLETE).is_file():
-            return target
-        require_root_user(f"building the {spec.name} root")
-        require_binfmt(spec.arch)
-        if shutil.which("mmdebstrap") is None:
-            raise ForeignError("mmdebstrap is not installed: `apt-get install mmdebstrap`")
-        if target.exists():
-            shutil.rmtree(target)  # a build that died half-way
-        run(
-            [
-                "mmdebstrap",
-                "--mode=root",
-                f"--arch={DEBIAN_ARCH[spec.arch]}",
-                f"--variant={spec.variant}",
-                f"--include={','.join(spec.packages)}",
-                spec.suite,
-                str(target),
-                spec.mirror,
-            ],
-            f"mmdebstrap of the {spec.name} root",
-        )
-        (target / COMPLETE).write_text(" ".join(spec.packages) + "\n")  # last: complete
-        return target
+        if not (target / COMPLETE).is_file():
+            _mmdebstrap(spec, target)
+    for stale in cache.glob(f"{spec.name}-{DEBIAN_ARCH[spec.arch]}-*"):
+        if stale.is_dir() and stale != target:
+            shutil.rmtree(stale, ignore_errors=True)
+    return target
+
+
+def _mmdebstrap(spec: RootSpec, target: Path) -> None:
+    require_root_user(f"building the {spec.name} root")
+    require_binfmt(spec.arch)
+    if shutil.which("mmdebstrap") is None:
+        raise ForeignError("mmdebstrap is not installed: `apt-get install mmdebstrap`")
+    if target.exists():
+        shutil.rmtree(target)  # a build that died half-way
+    hooks = [arg for hook in spec.customize for arg in ("--customize-hook", hook)]
+    run(
+        [
+            "mmdebstrap",
+            "--mode=root",
+            f"--arch={DEBIAN_ARCH[spec.arch]}",
+            f"--variant={spec.variant}",
+            f"--include={','.join(spec.packages)}",
+            *hooks,
+            spec.suite,
+            str(target),
+            spec.mirror,
+        ],
+        f"mmdebstrap of the {spec.name} root",
+    )
+    (target / COMPLETE).write_text(" ".join(spec.packages) + "\n")  # last: complete
 
 
 def chroot_command(root: Path, script: str) -> list[str]:

@@ -196,6 +196,11 @@ def common_vars(version: str, base_url: str) -> dict:
         "apiary_swarm_wait_retries": 20,
         "apiary_swarm_wait_delay": 1,
         "apiary_stop_timeout": 20,
+        # moto has no MinIO admin API: no nodes' user here (tests/ansible/test_credentials.py
+        # checks its policy against moto's IAM instead); the minio SDK is this Python's.
+        "minio_node_access_key": "",
+        "minio_install_sdk": False,
+        "minio_sdk_python": "{{ ansible_playbook_python }}",
     }
 
 
