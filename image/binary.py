@@ -334,11 +334,12 @@ def build_foreign(out: Path, machine: str) -> Release:
 
 def emulator(machine: str, sysroot: Path) -> list[str]:
     """Run a ``machine`` program here: qemu-user, with ``sysroot`` supplying its loader and
-    libc (explicit, so it works without binfmt too)."""
+    libc. PyInstaller's bootloader re-executes itself, and the kernel hands that second start to
+    the binfmt handler, which knows no ``-L``: QEMU_LD_PREFIX tells both."""
     qemu = shutil.which(f"qemu-{machine}-static") or shutil.which(f"qemu-{machine}")
     if qemu is None:
         raise BuildError(f"qemu-{machine}-static not found: `apt-get install qemu-user-static`")
-    return [qemu, "-L", str(sysroot)]
+    return ["env", f"QEMU_LD_PREFIX={sysroot}", qemu, "-L", str(sysroot)]
 
 
 def _mb(size: int) -> str:

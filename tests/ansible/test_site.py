@@ -6,7 +6,7 @@ import os
 import stat
 
 import pytest
-from support.ansible_fleet import Fleet, QuietHandler, run_playbook
+from support.ansible_fleet import Fleet, run_playbook
 from support.frozen import FrozenRelease
 
 # The first test also pays for the shared setup: building the frozen release when no other test
@@ -21,12 +21,12 @@ def test_first_run_installs_and_starts_every_node(fleet: Fleet) -> None:
     assert set(recap) == {"bucket", "node1", "node2", "node3"}, first.recap_text()
     assert all(r["failed"] == 0 and r["unreachable"] == 0 for r in recap.values())
     assert all(recap[h]["changed"] > 0 for h in ("bucket", "node1", "node2", "node3"))
-    # node1 and node2 downloaded the tarball over HTTP; node3 copied it from the controller's
-    # release folder (apiary_release_dir). The checksum file names the release folder, so
-    # node1 and node2 read it on each of the two runs.
-    tarballs = [p for p in QuietHandler.requests if p.endswith(".tar.gz")]
-    assert len(tarballs) == 2, QuietHandler.requests
-    assert sum(p.endswith(".tar.gz.sha256") for p in QuietHandler.requests) == 4
+    # node1 and node2 downloaded the tarball and its checksum file over HTTP; node3 copied
+    # them from the controller's release folder (apiary_release_dir).
+    first_requests = fleet.requests[0]
+    tarballs = [p for p in first_requests if p.endswith(".tar.gz")]
+    assert len(tarballs) == 2, first_requests
+    assert sum(p.endswith(".tar.gz.sha256") for p in first_requests) == 2
 
 
 def test_every_node_is_alive_in_the_swarm(fleet: Fleet) -> None:
@@ -73,7 +73,8 @@ def test_second_run_changes_nothing(fleet: Fleet) -> None:
     assert {h: r["changed"] for h, r in recap.items()} == dict.fromkeys(recap, 0), (
         second.recap_text()
     )
-    assert len([p for p in QuietHandler.requests if p.endswith(".tar.gz")]) == 2  # no download
+    # No download: only the two checksum files, which name the release folders.
+    assert [p.endswith(".tar.gz.sha256") for p in fleet.requests[1]] == [True, True]
 
 
 def test_decommission_stops_one_node_and_it_leaves_the_swarm(fleet: Fleet) -> None:

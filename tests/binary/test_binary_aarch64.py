@@ -7,6 +7,7 @@ cold, nothing when ~/.cache/apiary-build holds the build of the current sources.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import tarfile
@@ -44,13 +45,15 @@ def test_every_elf_file_of_the_tree_is_aarch64(arm_release: FrozenRelease) -> No
 def test_version_runs_under_qemu_user(arm_release: FrozenRelease) -> None:
     qemu = shutil.which("qemu-aarch64-static")
     assert qemu is not None, "apt-get install qemu-user-static"
-    # The builder root lends the program its loader and libc, as Raspberry Pi OS would.
-    sysroot = next(cache_root().glob(f"builder-arm64-{BUILDER.key()}"))
+    # The builder root lends the program its loader and libc, as Raspberry Pi OS would;
+    # QEMU_LD_PREFIX also reaches the bootloader's re-execution through binfmt.
+    sysroot = cache_root() / f"builder-arm64-{BUILDER.key()}"
     proc = subprocess.run(
         [qemu, "-L", str(sysroot), str(arm_release.executable), "--version"],
         capture_output=True,
         text=True,
         timeout=600,
+        env={**os.environ, "QEMU_LD_PREFIX": str(sysroot)},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == f"apiary, version {apiary.__version__}"

@@ -146,6 +146,8 @@ class Fleet:
     extra_vars: Path
     inventory: Path
     runs: list[Run] = field(default_factory=list)
+    # HTTP paths the release server was asked for during each run of `runs`.
+    requests: list[list[str]] = field(default_factory=list)
 
     def swarm(self) -> dict:
         """`apiary swarm --json` of the development install, with node1's apiary.toml."""

@@ -131,6 +131,9 @@ def _stage(root: Path, work: Path) -> Path:
             path.unlink()  # a hard link into the cache: never write through it
         path.write_text(text)
         path.chmod(mode)
+    # mmdebstrap leaves /etc/machine-id "uninitialized": a first boot, on which Debian's
+    # systemd-firstboot would wait at the console for a locale; Raspberry Pi OS has its own.
+    (tree / "etc/systemd/system/systemd-firstboot.service").symlink_to("/dev/null")
     wants = tree / "etc/systemd/system/multi-user.target.wants"
     wants.mkdir(parents=True, exist_ok=True)
     (wants / "apiary-probe.service").symlink_to("/etc/systemd/system/apiary-probe.service")
