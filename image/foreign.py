@@ -44,13 +44,15 @@ class RootSpec:
     name: str  # "builder" or "boot"
     packages: tuple[str, ...]
     variant: str = "essential"
-    customize: tuple[str, ...] = ()  # mmdebstrap --customize-hook commands ("$1" is the root)
+    # mmdebstrap hooks as (option, shell command), e.g. ("--setup-hook", "..."): "$1" is the root
+    hooks: tuple[tuple[str, str], ...] = ()
     arch: str = "aarch64"
     suite: str = SUITE
     mirror: str = MIRROR
 
     def key(self) -> str:
-        fields = [self.variant, self.arch, self.suite, self.mirror, *self.customize]
+        fields = [self.variant, self.arch, self.suite, self.mirror]
+        fields += [f"{option}={command}" for option, command in self.hooks]
         text = "\n".join([*fields, *sorted(self.packages)])
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -122,7 +124,7 @@ def _mmdebstrap(spec: RootSpec, target: Path) -> None:
         raise ForeignError("mmdebstrap is not installed: `apt-get install mmdebstrap`")
     if target.exists():
         shutil.rmtree(target)  # a build that died half-way
-    hooks = [arg for hook in spec.customize for arg in ("--customize-hook", hook)]
+    hooks = [f"{option}={command}" for option, command in spec.hooks]
     run(
         [
             "mmdebstrap",

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from image.binary import runtime_requirements
-from image.foreign import cache_root
+from image.foreign import BUILDER, cache_root
 
 REPO = Path(__file__).resolve().parents[2]
 FROZEN = cache_root() / "frozen"
@@ -36,7 +36,7 @@ VENV = cache_root() / "binary-venv"  # the native build's venv (aarch64 keeps it
 # What goes into the binary: a change in any of these (or in the runtime requirements) means a
 # new build.
 SOURCES = ("apiary", "hardware", "tui", "image/pyinstaller")
-SOURCE_FILES = ("image/binary.py", "image/foreign.py")
+SOURCE_FILES = ("image/binary.py",)
 SUFFIXES = {".py", ".tcss", ".spec", ".toml", ".json"}
 KEEP_BUILDS = 2  # older trees (~370 MB each) are deleted after a new build
 
@@ -56,6 +56,7 @@ def sources_hash() -> str:
     # pyproject.toml counts by what it puts into the binary (the runtime requirements), so a
     # new pytest marker or ruff rule does not cost a rebuild.
     digest.update("\n".join(runtime_requirements()).encode() + b"\0")
+    digest.update(BUILDER.key().encode() + b"\0")  # the aarch64 builder root's package list
     files = [REPO / name for name in SOURCE_FILES]
     for folder in SOURCES:
         files += [
