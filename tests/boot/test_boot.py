@@ -69,6 +69,9 @@ def _base_image() -> Path:
         partial = base.with_name(base.name + ".partial")
         make_pi_base(partial, root)
         partial.rename(base)
+        for stale in cache_root().glob("boot-arm64-*-base-*.img"):
+            if stale != base:  # of an older root or builder: ~1.2 GB each
+                stale.unlink()
     return base
 
 

@@ -39,6 +39,24 @@ BOOT_ROOT = RootSpec(
         "passwd",
         "mount",
     ),
+    # A small initramfs: the virt board's disk and root file system only. Debian's default
+    # (MODULES=most) copies ~1,000 modules, each inspected by tools running under qemu-user:
+    # 26 of the root's 39 minutes here; with this list the whole root takes ~9.
+    hooks=(
+        (
+            "--setup-hook",
+            'mkdir -p "$1/etc/initramfs-tools/conf.d" "$1/usr/share/initramfs-tools/modules.d"',
+        ),
+        (
+            "--setup-hook",
+            'printf "MODULES=list\\n" > "$1/etc/initramfs-tools/conf.d/apiary-boot-test.conf"',
+        ),
+        (
+            "--setup-hook",
+            'printf "virtio_pci\\nvirtio_mmio\\nvirtio_blk\\next4\\n" '
+            '> "$1/usr/share/initramfs-tools/modules.d/apiary-boot-test"',
+        ),
+    ),
 )
 
 MiB = 1 << 20
