@@ -102,3 +102,7 @@ def build(
         f"{result.seconds:.1f} s; user apiary uid {result.uid}"
     )
     click.echo(f"{result.sha256}  {result.out.name}")
+
+
+if __name__ == "__main__":
+    main()

@@ -13,6 +13,7 @@ Installed (all owned by root unless said otherwise, times = ``SOURCE_DATE_EPOCH`
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +37,42 @@ ARM64_LIBS = "/usr/lib/aarch64-linux-gnu"
 ARMHF_LIBS = "/usr/lib/arm-linux-gnueabihf"
 
 
+# The node's unit is one template shared with the Ansible role (its
+# templates/apiary.service.j2 links to files/apiary.service.j2); these are the image's values.
+UNIT_VALUES = {
+    "apiary_user": "apiary",
+    "apiary_group": "apiary",
+    "apiary_home_dir": "/var/lib/apiary",
+    "apiary_cache_dir": "/var/cache/apiary",
+    "apiary_install_dir": OPT,
+    "apiary_config_dir": CONFIG_DIR,
+    "apiary_stop_timeout": 30,
+    "apiary_memory_max": "75%",
+}
+PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+def fill_placeholders(text: str, values: dict[str, object]) -> str:
+    """Jinja's ``{{ name }}`` without Jinja: the shared unit uses nothing else, so the image
+    builder needs no template engine and renders it exactly as Ansible does."""
+
+    def value(match: re.Match[str]) -> str:
+        if match[1] not in values:
+            raise ImageError(f"the unit template uses {{{{ {match[1]} }}}}, which has no value")
+        return str(values[match[1]])
+
+    filled = PLACEHOLDER.sub(value, text)
+    if "{{" in filled or "{%" in filled:
+        raise ImageError("the unit template holds Jinja beyond {{ name }} placeholders")
+    return filled
+
+
 def template(name: str, **values: object) -> bytes:
-    """A file from ``image/files/`` with ``@KEY@`` placeholders filled in."""
+    """A file from ``image/files/`` with ``@KEY@`` placeholders filled in; for a shared
+    ``<name>.j2`` template, its ``{{ name }}`` placeholders from :data:`UNIT_VALUES`."""
+    shared = FILES / f"{name}.j2"
+    if shared.is_file():
+        return fill_placeholders(shared.read_text(), UNIT_VALUES).encode()
     text = (FILES / name).read_text()
     for key, value in values.items():
         text = text.replace(f"@{key.upper()}@", str(value))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -26,7 +27,13 @@ Check = tuple[str, str, str]  # (name, "ok" | "warn" | "fail", detail)
 
 @click.command()
 @storage_options
-def doctor(storage: str | None, name: str) -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='One JSON object: {"ok": bool, "checks": [{"check", "result", "detail"}]}.',
+)
+def doctor(storage: str | None, name: str, as_json: bool) -> None:
     """Check storage reachability, conditional writes, clock and memory limits.
 
     Exits 1 when a check fails, so scripts and Ansible can stop on it.
@@ -40,14 +47,14 @@ def doctor(storage: str | None, name: str) -> None:
     except ApiaryError as exc:
         checks.append(("storage", "fail", str(exc)))
         checks.append(_memory(settings))  # this machine's own checks hold without a root
-        _report(checks)
+        _report(checks, as_json)
         return
     checks.append(_check("storage reachable", lambda: _reachable(root)))
     checks.append(_check("conditional writes", lambda: _conditional(root)))
     checks.append(_check("clock", lambda: _clock(root)))
     checks.append(_check("catalog and ledgers", lambda: _damage(root)))
     checks.append(_memory(settings))
-    _report(checks)
+    _report(checks, as_json)
 
 
 def _check(label: str, probe: Callable[[], tuple[str, str]]) -> Check:
@@ -125,11 +132,16 @@ def _memory(settings: Settings) -> Check:
     return ("memory", "ok", detail)
 
 
-def _report(checks: list[Check]) -> None:
-    styles = {"ok": "green", "warn": "yellow", "fail": "bold red"}
-    table = Table("check", "result", "detail", title="apiary doctor")
-    for label, state, detail in checks:
-        table.add_row(label, Text(state, style=styles[state]), Text(detail))
-    console.print(table)
-    if any(state == "fail" for _, state, _ in checks):
+def _report(checks: list[Check], as_json: bool = False) -> None:
+    failed = any(state == "fail" for _, state, _ in checks)
+    if as_json:  # for scripts and Ansible: no table to parse
+        rows = [{"check": c, "result": r, "detail": d} for c, r, d in checks]
+        click.echo(json.dumps({"ok": not failed, "checks": rows}))
+    else:
+        styles = {"ok": "green", "warn": "yellow", "fail": "bold red"}
+        table = Table("check", "result", "detail", title="apiary doctor")
+        for label, state, detail in checks:
+            table.add_row(label, Text(state, style=styles[state]), Text(detail))
+        console.print(table)
+    if failed:
         sys.exit(1)

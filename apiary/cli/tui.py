@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from apiary.cli.common import storage_options
@@ -34,4 +36,9 @@ def tui(storage: str | None, name: str, node_id: str | None, observe: bool, refr
     from tui.data import Source
 
     source = Source(name, storage, observe=observe, node_id=node_id)
-    ApiaryApp(source, refresh=refresh).run()
+    app = ApiaryApp(source, refresh=refresh)
+    app.run()
+    # Textual catches an exception inside the app, prints it and returns: its return code is
+    # the only sign of a crash, and a service manager or script must see it.
+    if app.return_code:
+        sys.exit(app.return_code)

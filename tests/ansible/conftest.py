@@ -10,6 +10,7 @@ import pytest
 from support.ansible_fleet import (
     Fleet,
     Host,
+    QuietHandler,
     common_vars,
     run_playbook,
     serve_folder,
@@ -73,7 +74,9 @@ def fleet(
     fleet = Fleet(root, nodes, storage_url, secret, extra, inventory)
     try:
         for verbosity in ("-v", "-v"):
+            before = len(QuietHandler.requests)
             fleet.runs.append(run_playbook("site.yml", inventory, "-e", f"@{extra}", verbosity))
+            fleet.requests.append(QuietHandler.requests[before:])
         yield fleet
     finally:
         stop_leftovers(nodes)

@@ -6,7 +6,8 @@ import os
 import stat
 
 import pytest
-from support.ansible_fleet import Fleet, QuietHandler, run_playbook
+from support.ansible_fleet import Fleet, run_playbook
+from support.frozen import FrozenRelease
 
 # The first test also pays for the shared setup: building the frozen release when no other test
 # has (~2-3 min on 2 cores) and two site.yml runs (~70 s).
@@ -22,9 +23,10 @@ def test_first_run_installs_and_starts_every_node(fleet: Fleet) -> None:
     assert all(recap[h]["changed"] > 0 for h in ("bucket", "node1", "node2", "node3"))
     # node1 and node2 downloaded the tarball and its checksum file over HTTP; node3 copied
     # them from the controller's release folder (apiary_release_dir).
-    tarballs = [p for p in QuietHandler.requests if p.endswith(".tar.gz")]
-    assert len(tarballs) == 2, QuietHandler.requests
-    assert sum(p.endswith(".tar.gz.sha256") for p in QuietHandler.requests) == 2
+    first_requests = fleet.requests[0]
+    tarballs = [p for p in first_requests if p.endswith(".tar.gz")]
+    assert len(tarballs) == 2, first_requests
+    assert sum(p.endswith(".tar.gz.sha256") for p in first_requests) == 2
 
 
 def test_every_node_is_alive_in_the_swarm(fleet: Fleet) -> None:
@@ -33,14 +35,19 @@ def test_every_node_is_alive_in_the_swarm(fleet: Fleet) -> None:
     assert "node(s) alive: node1, node2, node3" in fleet.runs[0].stdout
 
 
-def test_nodes_run_the_installed_release_as_background_processes(fleet: Fleet) -> None:
+def test_nodes_run_the_installed_release_as_background_processes(
+    fleet: Fleet, release: FrozenRelease
+) -> None:
     for host in fleet.nodes:
         pid = host.pid()
         assert pid is not None, f"{host.name} has no pid file"
-        exe = os.readlink(f"/proc/{pid}/exe")
-        assert exe.startswith(str(host.prefix / "opt/apiary")), exe
+        # /opt/apiary is a link to the release folder, named by version and checksum.
+        folder = (host.prefix / "opt/apiary").resolve()
+        assert folder.parent == host.prefix / "opt/apiary-releases"
+        assert folder.name == f"{release.version}-{release.sha256[:16]}"
+        assert os.readlink(f"/proc/{pid}/exe") == str(folder / "apiary")
         link = host.prefix / "usr/local/bin/apiary"
-        assert link.resolve() == (host.prefix / "opt/apiary/apiary").resolve()
+        assert link.resolve() == folder / "apiary"
 
 
 def test_config_is_private_and_names_the_node(fleet: Fleet) -> None:
@@ -66,7 +73,8 @@ def test_second_run_changes_nothing(fleet: Fleet) -> None:
     assert {h: r["changed"] for h, r in recap.items()} == dict.fromkeys(recap, 0), (
         second.recap_text()
     )
-    assert len([p for p in QuietHandler.requests if p.endswith(".tar.gz")]) == 2  # no download
+    # No download: only the two checksum files, which name the release folders.
+    assert [p.endswith(".tar.gz.sha256") for p in fleet.requests[1]] == [True, True]
 
 
 def test_decommission_stops_one_node_and_it_leaves_the_swarm(fleet: Fleet) -> None:

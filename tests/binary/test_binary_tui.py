@@ -1,4 +1,10 @@
-"""The frozen ``apiary tui`` in a real pseudo-terminal: it draws its screen and quits on ctrl+q."""
+"""The frozen ``apiary tui`` in a real pseudo-terminal, driven as a user would.
+
+It must stay up, draw its panels, highlight and run a SQL statement typed into its editor
+(tree-sitter's SQL grammar and Textual's lazily imported widgets are loaded dynamically, so a
+frozen program missing them dies at start), show the result, and exit 0 on ctrl+q. The program
+exiting early, a traceback on screen or a non-zero status fails the test.
+"""
 
 from __future__ import annotations
 
@@ -20,39 +26,56 @@ from support.frozen import FrozenRelease
 pytestmark = [pytest.mark.binary, pytest.mark.timeout(900), pytest.mark.tui]
 
 ANSI = re.compile(rb"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
-CTRL_Q = b"\x11"
+CTRL_Q, F3, F5 = b"\x11", b"\x1b[13~", b"\x1b[15~"
+# 1,000 demo rows times 7: a number only the query's result puts on the screen.
+QUERY = b"SELECT count(*) * 7 AS answer FROM demo.sensors.readings"
+ANSWER = b"7000"
 
 
-def _read_until(fd: int, proc: subprocess.Popen[bytes], wanted: bytes, seconds: float) -> bytes:
-    """Terminal output (escape codes removed) up to the first screen containing ``wanted``."""
-    raw, deadline = b"", time.monotonic() + seconds
-    while wanted not in ANSI.sub(b"", raw):
-        left = deadline - time.monotonic()
-        shown = ANSI.sub(b"", raw)[-2000:]
-        assert left > 0, f"no {wanted!r} on screen after {seconds} s: {shown!r}"
-        assert proc.poll() is None, f"tui exited ({proc.returncode}): {shown!r}"
-        ready, _, _ = select.select([fd], [], [], min(left, 1.0))
-        if ready:
-            try:
-                raw += os.read(fd, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-    return ANSI.sub(b"", raw)
+class Terminal:
+    """The controller side of a pty: everything the program drew so far, escape codes kept."""
+
+    def __init__(self, fd: int, proc: subprocess.Popen[bytes]) -> None:
+        self.fd, self.proc, self.raw = fd, proc, b""
+
+    @property
+    def text(self) -> bytes:
+        return ANSI.sub(b"", self.raw)
+
+    def wait_for(self, wanted: bytes, seconds: float) -> None:
+        """Until ``wanted`` is on screen; fails if the program exits or closes the terminal."""
+        deadline = time.monotonic() + seconds
+        while wanted not in self.text:
+            shown = self.text[-3000:].decode(errors="replace")
+            assert b"Traceback" not in self.raw, f"the tui crashed: {shown}"
+            assert time.monotonic() < deadline, f"no {wanted!r} after {seconds} s: {shown}"
+            assert self.proc.poll() is None, f"tui exited ({self.proc.returncode}): {shown}"
+            ready, _, _ = select.select([self.fd], [], [], 0.5)
+            if ready:
+                try:
+                    self.raw += os.read(self.fd, 65536)
+                except OSError:  # EIO: every writer closed the terminal, i.e. the program left
+                    raise AssertionError(f"tui closed its terminal: {shown}") from None
+
+    def send(self, keys: bytes) -> None:
+        os.write(self.fd, keys)
+
+    def drain_until_exit(self, seconds: float) -> int:
+        """Keep reading (or its last writes could block) until the program exits."""
+        deadline = time.monotonic() + seconds
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.fd], [], [], 0.2)
+            if ready:
+                try:
+                    self.raw += os.read(self.fd, 65536)
+                except OSError:
+                    break
+        return self.proc.wait(timeout=max(deadline - time.monotonic(), 1))
 
 
-def _drain(fd: int, proc: subprocess.Popen[bytes], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while proc.poll() is None and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                os.read(fd, 65536)
-            except OSError:
-                break
-    proc.wait(timeout=max(deadline - time.monotonic(), 1))
-
-
-def test_tui_draws_and_quits_on_ctrl_q(release: FrozenRelease, frozen, tmp_path: Path) -> None:
+def test_tui_runs_a_query_and_quits_on_ctrl_q(
+    release: FrozenRelease, frozen, tmp_path: Path
+) -> None:
     root = tmp_path / "root"
     frozen("demo", "--storage", str(root), "--rows", "1000", "--batches", "1")
     controller, terminal = os.openpty()
@@ -68,14 +91,21 @@ def test_tui_draws_and_quits_on_ctrl_q(release: FrozenRelease, frozen, tmp_path:
         start_new_session=True,  # the pty becomes its controlling terminal, as in a real shell
     )
     os.close(terminal)
+    screen = Terminal(controller, proc)
     try:
-        screen = _read_until(controller, proc, b"Monitor", seconds=60)
-        assert b"Apiary" in screen  # the header's title
-        os.write(controller, CTRL_Q)
-        _drain(controller, proc, seconds=30)  # keep reading, or its last writes could block
+        screen.wait_for(b"Swarm", seconds=90)  # the monitor tab's panels, drawn after mount
+        screen.send(F3)
+        screen.wait_for(b"Hives", seconds=30)  # the SQL tab's namespace tree
+        screen.send(QUERY)
+        screen.wait_for(b"demo.sensors.readings", seconds=30)  # the editor echoes the text
+        screen.send(F5)
+        screen.wait_for(ANSWER, seconds=60)  # the results table: the query really ran
+        screen.send(CTRL_Q)
+        status = screen.drain_until_exit(seconds=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         os.close(controller)
-    assert proc.returncode == 0
+    assert b"Traceback" not in screen.raw, screen.text[-3000:].decode(errors="replace")
+    assert status == 0

@@ -146,6 +146,8 @@ class Fleet:
     extra_vars: Path
     inventory: Path
     runs: list[Run] = field(default_factory=list)
+    # HTTP paths the release server was asked for during each run of `runs`.
+    requests: list[list[str]] = field(default_factory=list)
 
     def swarm(self) -> dict:
         """`apiary swarm --json` of the development install, with node1's apiary.toml."""
@@ -196,6 +198,11 @@ def common_vars(version: str, base_url: str) -> dict:
         "apiary_swarm_wait_retries": 20,
         "apiary_swarm_wait_delay": 1,
         "apiary_stop_timeout": 20,
+        # moto has no MinIO admin API: no nodes' user here (tests/ansible/test_credentials.py
+        # checks its policy against moto's IAM instead); the minio SDK is this Python's.
+        "minio_node_access_key": "",
+        "minio_install_sdk": False,
+        "minio_sdk_python": "{{ ansible_playbook_python }}",
     }
 
 

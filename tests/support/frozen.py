@@ -1,11 +1,12 @@
 """The frozen ``apiary`` release, built once and shared by every test that needs it.
 
 ``frozen_release()`` runs ``python3 -m image.binary`` (a clean venv with runtime dependencies
-only, PyInstaller onedir, tarball + sha256) into ``build/frozen/<hash>/``, where ``<hash>`` covers
-everything that goes into the binary: the sources, the spec and pyproject.toml. An unchanged
-tree reuses the previous build, so a local re-run costs nothing; a fresh CI machine builds once
-(~2 minutes). A file lock makes concurrent callers in other processes wait for one build
-instead of racing it.
+only, PyInstaller onedir, tarball + sha256) into ``~/.cache/apiary-build/frozen/<arch>-<hash>/``
+(``$APIARY_BUILD_CACHE`` moves it), where ``<hash>`` covers everything that goes into the binary:
+the sources, the spec and the runtime requirements. An unchanged tree reuses the previous build,
+even from another clone on the same machine, so a re-run costs nothing; a fresh machine builds once
+(~2 minutes for x86-64, tens of minutes for aarch64 under qemu-user). A file lock makes
+concurrent callers in other processes wait for one build instead of racing it.
 
 Under ``CI=true`` a failed build fails the test; elsewhere it skips with the reason.
 """
@@ -16,6 +17,7 @@ import fcntl
 import hashlib
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -25,12 +27,16 @@ from pathlib import Path
 
 import pytest
 
+from image.binary import runtime_requirements
+from image.foreign import BUILDER, cache_root
+
 REPO = Path(__file__).resolve().parents[2]
-FROZEN = REPO / "build" / "frozen"
-VENV = REPO / "build" / "binary-venv"
-# What goes into the binary: a change in any of these means a new build.
+FROZEN = cache_root() / "frozen"
+VENV = cache_root() / "binary-venv"  # the native build's venv (aarch64 keeps its own in its root)
+# What goes into the binary: a change in any of these (or in the runtime requirements) means a
+# new build.
 SOURCES = ("apiary", "hardware", "tui", "image/pyinstaller")
-SOURCE_FILES = ("pyproject.toml", "image/binary.py")
+SOURCE_FILES = ("image/binary.py",)
 SUFFIXES = {".py", ".tcss", ".spec", ".toml", ".json"}
 KEEP_BUILDS = 2  # older trees (~370 MB each) are deleted after a new build
 
@@ -47,6 +53,10 @@ class FrozenRelease:
 
 def sources_hash() -> str:
     digest = hashlib.sha256()
+    # pyproject.toml counts by what it puts into the binary (the runtime requirements), so a
+    # new pytest marker or ruff rule does not cost a rebuild.
+    digest.update("\n".join(runtime_requirements()).encode() + b"\0")
+    digest.update(BUILDER.key().encode() + b"\0")  # the aarch64 builder root's package list
     files = [REPO / name for name in SOURCE_FILES]
     for folder in SOURCES:
         files += [
@@ -63,17 +73,18 @@ def sources_hash() -> str:
 
 def _load(manifest: Path) -> FrozenRelease:
     data = json.loads(manifest.read_text())
+    base = manifest.parent  # paths are stored relative to it: a copied cache stays valid
     return FrozenRelease(
-        tree=Path(data["tree"]),
-        executable=Path(data["executable"]),
-        tarball=Path(data["tarball"]),
+        tree=base / data["tree"],
+        executable=base / data["executable"],
+        tarball=base / data["tarball"],
         sha256=data["sha256"],
         version=data["version"],
         arch=data["arch"],
     )
 
 
-def _build(target: Path) -> FrozenRelease:
+def _build(target: Path, machine: str) -> FrozenRelease:
     if target.exists():
         shutil.rmtree(target)  # a build that died half-way
     dist = target / "dist"
@@ -85,6 +96,8 @@ def _build(target: Path) -> FrozenRelease:
                 sys.executable,
                 "-m",
                 "image.binary",
+                "--arch",
+                machine,
                 "--out",
                 str(dist),
                 "--venv",
@@ -115,15 +128,18 @@ def _build(target: Path) -> FrozenRelease:
         version=match[1],
         arch=match[2],
     )
-    manifest = {k: str(v) for k, v in release.__dict__.items()}
+    manifest = {
+        k: str(v.relative_to(target)) if isinstance(v, Path) else v
+        for k, v in release.__dict__.items()
+    }
     # The manifest is written last: its presence means "complete build".
     (target / "release.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return release
 
 
-def _prune(keep: Path) -> None:
+def _prune(keep: Path, machine: str) -> None:
     builds = sorted(
-        (p for p in FROZEN.iterdir() if p.is_dir() and p != keep),
+        (p for p in FROZEN.glob(f"{machine}-*") if p.is_dir() and p != keep),
         key=lambda p: p.stat().st_mtime,
         reverse=True,
     )
@@ -131,36 +147,39 @@ def _prune(keep: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def build_frozen_release() -> FrozenRelease:
-    """The release for the current sources: reused if already built, else built now."""
+def build_frozen_release(machine: str) -> FrozenRelease:
+    """The ``machine`` release of the current sources: reused if already built, else built."""
     FROZEN.mkdir(parents=True, exist_ok=True)
-    target = FROZEN / sources_hash()
-    with (FROZEN / ".lock").open("w") as lock:
+    target = FROZEN / f"{machine}-{sources_hash()}"
+    # One lock per architecture: an hour-long aarch64 build does not hold up the x86-64 one.
+    with (FROZEN / f".{machine}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, even on a crash
         manifest = target / "release.json"
         if manifest.exists():
             release = _load(manifest)
             if release.executable.is_file() and release.tarball.is_file():
                 return release
-        release = _build(target)
-        _prune(keep=target)
+        release = _build(target, machine)
+        _prune(target, machine)
         return release
 
 
-_session: FrozenRelease | BaseException | None = None
+_session: dict[str, FrozenRelease | BaseException] = {}
 
 
-def frozen_release() -> FrozenRelease:
-    """The frozen release for tests: built at most once per session; fail in CI, else skip."""
-    global _session
-    if _session is None:
+def frozen_release(machine: str | None = None) -> FrozenRelease:
+    """The frozen release for tests (this machine's architecture unless ``machine``): built at
+    most once per session; fail in CI, else skip."""
+    machine = machine or platform.machine()
+    if machine not in _session:
         try:
-            _session = build_frozen_release()
+            _session[machine] = build_frozen_release(machine)
         except Exception as exc:  # remembered, so later tests do not rebuild a broken tree
-            _session = exc
-    if isinstance(_session, BaseException):
-        reason = f"the frozen binary could not be built: {_session}"
+            _session[machine] = exc
+    outcome = _session[machine]
+    if isinstance(outcome, BaseException):
+        reason = f"the frozen {machine} binary could not be built: {outcome}"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
-    return _session
+    return outcome

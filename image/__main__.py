@@ -1,0 +1,3 @@
+from image.cli import main
+
+main()
