@@ -74,3 +74,7 @@ class TaskAbandonedError(ApiaryError):
 
 class QueryCancelledError(ApiaryError):
     """The caller cancelled a running query; nothing was returned."""
+
+
+class NodeBusyError(ApiaryError):
+    """The node is critical and refuses new queries for now; retrying later may succeed."""
