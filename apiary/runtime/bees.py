@@ -411,6 +411,7 @@ class BeePool:
         self._waiting = 0
         self._closed = False
         self._abandoned: deque[Abandonment] = deque(maxlen=ABANDONED_KEPT)
+        self.abandoned_total = 0  # every abandonment since start (the deque keeps the latest)
         self._idle_memory = _private_memory(self._process)
 
     def _fit(self, bees: int, wanted: int, limit: int) -> int:
@@ -514,6 +515,7 @@ class BeePool:
                 time.sleep(min(self.retry_delay * 2 ** (attempt - 1), 2.0))
         with self._lock:
             self._abandoned.append(Abandonment(name, time.time(), failures))
+            self.abandoned_total += 1
         listed = "; ".join(
             f"attempt {f['attempt']} on bee {f['bee']}: {f['error']}" for f in failures
         )

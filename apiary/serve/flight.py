@@ -56,7 +56,12 @@ class _Started:
 class QueryObserver:
     """What the server tells about each query (the Prometheus metrics listen here)."""
 
-    def finished(self, seconds: float, error: BaseException | None) -> None:
+    def finished(
+        self,
+        seconds: float,
+        error: BaseException | None,
+        distribution: dict[str, Any] | None = None,
+    ) -> None:
         pass
 
 
@@ -129,7 +134,7 @@ class ApiaryFlightServer(flight.FlightServerBase):
             finally:
                 if (session.hive, session.box) != (hive, box):  # a USE
                     self._remember(peer, session.hive, session.box)
-                self.observer.finished(time.monotonic() - began, error)
+                self.observer.finished(time.monotonic() - began, error, session.last.distribution)
                 started.channel.finish(error)
 
         threading.Thread(target=run, name="flight-sql-query", daemon=True).start()
