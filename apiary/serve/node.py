@@ -75,6 +75,7 @@ def start_flight(
     except Exception as exc:  # pyarrow: a port in use, a bad certificate
         raise ConfigError(f"cannot start Flight SQL on {settings.serve_listen}: {exc}") from None
     # Listening since it was made. Not serve(): it would take over SIGTERM and SIGINT.
-    auth = "bearer token" if secrets.token else "basic auth" if secrets.required else "no auth"
+    kinds = [("bearer token", secrets.token), ("basic auth", secrets.password)]
+    auth = ", ".join(kind for kind, secret in kinds if secret) or "no auth"
     log.info("Flight SQL listening on %s://%s:%d (%s)", scheme, where, server.port, auth)
     return server
