@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import pyarrow as pa
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -61,6 +62,12 @@ class NodeCollector(Collector):
             "Bytes in each bee's spill folder",
         )
         yield _gauge("apiary_bees_waiting", "Callers waiting for a bee", node, ap.pool.queue_depth)
+        yield _gauge(
+            "apiary_arrow_allocated_bytes",
+            "Bytes Arrow (pyarrow) holds now: results, batches in flight",
+            node,
+            pa.total_allocated_bytes(),
+        )
 
         reading = ap.colony.reading()
         yield _gauge(
