@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import adbc_driver_flightsql.dbapi as flightsql
 import psutil
 import pyarrow as pa
 import pytest
@@ -20,6 +21,8 @@ from support.waiting import wait_until
 
 from apiary import Apiary
 from apiary.errors import MemoryExceededError
+from apiary.runtime.colony import Colony, Reading
+from apiary.serve.flight import ApiaryFlightServer
 
 ROWS = 1_000_000
 MiB = 1 << 20
@@ -190,17 +193,30 @@ def test_twenty_clients_fifty_queries_each_queue_for_the_bees(
     assert seen["waiting"] > 0  # ...the others waited in the queue
 
 
-def test_a_critical_node_refuses_queries_as_busy(
-    serve_node: Callable[..., ServedNode], tmp_path: Path
-) -> None:
-    root = str(tmp_path / "root")
-    with Apiary("t", root) as ap:
+def test_a_critical_node_refuses_queries_as_busy(tmp_path: Path) -> None:
+    """The server in this process, so that the node's load can be set: a colony whose sampler
+    reads full CPU and memory (everything else real: server, bees, ADBC client)."""
+    with Apiary("t", str(tmp_path / "root"), join_swarm=False) as ap:
         ap.create_hive("h")
-    # A 64 MB memory budget: the node's own RSS puts it far above critical.
-    node = serve_node(root, serve_token=TOKEN, memory_mb="64")
-    wait_until(lambda: node.metric("apiary_colony_band", band="critical") == 1, timeout=30)
-    with connect(node) as conn, conn.cursor() as cur:
-        with pytest.raises(dbapi.Error, match="busy: this node is critical"):
-            cur.execute("SELECT 1")
-        cur.execute("SHOW HIVES")  # commands still answer: only queries are refused
-        assert cur.fetchall() == [("h",)]
+        load = {"hot": False}
+        ap._colony = Colony(  # the reading is all that is injected
+            ap.pool,
+            sampler=lambda: Reading(1.0, 1.0, 1.0) if load["hot"] else Reading(0.1, 0.1),
+            min_interval=0.0,
+        )
+        server = ApiaryFlightServer(ap, "grpc://127.0.0.1:0")
+        try:
+            uri = f"grpc://127.0.0.1:{server.port}"
+            with flightsql.connect(uri, autocommit=True) as conn, conn.cursor() as cur:
+                cur.execute("SELECT 41 + 1")
+                assert cur.fetchone() == (42,)
+                load["hot"] = True
+                with pytest.raises(dbapi.Error, match="busy: this node is critical"):
+                    cur.execute("SELECT 41 + 1")
+                cur.execute("SHOW HIVES")  # commands still answer: only queries are refused
+                assert cur.fetchall() == [("h",)]
+                load["hot"] = False
+                cur.execute("SELECT 41 + 1")  # and queries again once it cools
+                assert cur.fetchone() == (42,)
+        finally:
+            server.shutdown()
