@@ -156,6 +156,8 @@ class QueryMetrics(QueryObserver):
             ["node"],
             registry=registry,
         )
+        for metric in (self.queries, self.latency, self.reassigned):
+            metric.labels(node)  # exported from the start, at 0: rate() works at once
 
     def finished(
         self,
