@@ -98,17 +98,21 @@ def node(
         stop.wait()
         log.info("node %s stopping", ap.node_id)
     finally:
-        for close in endpoints:
-            close()
+        stuck = [close() is False for close in endpoints]
         ap.shutdown()
     log.info("node %s stopped cleanly after %d task(s)", ap.node_id, worker.tasks_run)
+    if any(stuck):
+        # gRPC would hold the interpreter's exit for a client that stopped reading: the node
+        # has left the swarm and released its bees, so end the process here.
+        logging.shutdown()
+        os._exit(0)
 
 
-def _start_endpoints(ap: Apiary, settings: Settings) -> list[Callable[[], None]]:
-    """Start /metrics and Flight SQL as the settings ask; what stops each."""
+def _start_endpoints(ap: Apiary, settings: Settings) -> list[Callable[[], object]]:
+    """Start /metrics and Flight SQL as the settings ask; what stops each (False: stuck)."""
     from apiary.serve.node import split_listen, start_flight
 
-    closers: list[Callable[[], None]] = []
+    closers: list[Callable[[], object]] = []
     observer = None
     try:
         if settings.metrics_listen:
@@ -126,7 +130,7 @@ def _start_endpoints(ap: Apiary, settings: Settings) -> list[Callable[[], None]]
             log.info("Prometheus metrics on http://%s:%d/metrics", host, metrics.port)
         if settings.serve:
             server = start_flight(ap, settings, observer)
-            closers.insert(0, server.shutdown)
+            closers.insert(0, server.close)
     except BaseException:
         for close in closers:
             close()

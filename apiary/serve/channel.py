@@ -66,6 +66,8 @@ class BatchChannel:
                 except queue.Empty:
                     if not alive():
                         raise QueryCancelledError("the client went away") from None
+                    if self.gone.is_set():  # the server stops the query (it is shutting down)
+                        raise QueryCancelledError("the query was stopped") from None
                     continue
                 if item is _END:
                     if self.error is not None:

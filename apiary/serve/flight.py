@@ -25,14 +25,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.flight as flight
 
-from apiary.errors import (
-    ApiaryError,
-    EntityNotFoundError,
-    NodeBusyError,
-    QueryCancelledError,
-    SqlError,
-    TaskTimeoutError,
-)
+from apiary.errors import ApiaryError, NodeBusyError, QueryCancelledError, TaskTimeoutError
 from apiary.sdk import Apiary
 from apiary.serve import metadata, protocol
 from apiary.serve.auth import AcceptHandshake, Authenticator, AuthMiddlewareFactory, Secrets
@@ -42,9 +35,10 @@ log = logging.getLogger("apiary.serve")
 
 SESSIONS_KEPT = 1024  # connections whose USE is remembered
 TICKETS_KEPT = 1024  # started queries waiting for their DoGet
+CLOSE_WAIT = 5.0  # seconds a stopping node waits for its Flight SQL calls to end
 
 
-@dataclass
+@dataclass(eq=False)
 class _Started:
     """A query started by GetFlightInfo, waiting for (or streaming to) its DoGet."""
 
@@ -87,6 +81,29 @@ class ApiaryFlightServer(flight.FlightServerBase):
         self._lock = threading.Lock()
         self._started: OrderedDict[bytes, _Started] = OrderedDict()
         self._uses: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
+        self._running: set[_Started] = set()  # every started query until its end
+
+    def close(self, wait: float = CLOSE_WAIT) -> bool:
+        """Stop every running query, then the server, waiting at most ``wait`` seconds.
+
+        gRPC's shutdown waits for every call, and a client that stopped reading keeps its
+        DoGet blocked in a write: give up on it after ``wait``. False then: gRPC still holds
+        that call, and only the process's end frees it.
+        """
+        with self._lock:
+            running = list(self._running)
+        for started in running:
+            started.channel.gone.set()
+            started.cancel.set()
+        stopping = threading.Thread(target=self.shutdown, name="flight-sql-stop", daemon=True)
+        stopping.start()
+        stopping.join(wait)
+        if stopping.is_alive():
+            log.warning(
+                "Flight SQL: a client still holds a stream after %g s; stopping anyway", wait
+            )
+            return False
+        return True
 
     # -- GetFlightInfo: start a query, or describe a catalog command --------------------------
 
@@ -122,6 +139,7 @@ class ApiaryFlightServer(flight.FlightServerBase):
         peer = context.peer()
         with self._lock:
             hive, box = self._uses.get(peer, (None, None))
+            self._running.add(started)
         session = self.ap.sql_session(hive, box)
         began = time.monotonic()
 
@@ -136,6 +154,8 @@ class ApiaryFlightServer(flight.FlightServerBase):
                     self._remember(peer, session.hive, session.box)
                 self.observer.finished(time.monotonic() - began, error, session.last.distribution)
                 started.channel.finish(error)
+                with self._lock:
+                    self._running.discard(started)
 
         threading.Thread(target=run, name="flight-sql-query", daemon=True).start()
         while not started.channel.started.wait(0.05):
@@ -283,9 +303,7 @@ def _flight_error(error: BaseException) -> flight.FlightError:
         return flight.FlightTimedOutError(message)
     if isinstance(error, QueryCancelledError):
         return flight.FlightCancelledError(message)
-    if isinstance(error, SqlError | EntityNotFoundError | ValueError):
-        return flight.FlightServerError(message)  # gRPC has no "bad request" in pyarrow
-    if isinstance(error, ApiaryError):
+    if isinstance(error, ApiaryError):  # says what to do; pyarrow has no "bad request"
         return flight.FlightServerError(message)
     log.exception("Flight SQL query failed unexpectedly", exc_info=error)
     return flight.FlightInternalError(f"internal error: {type(error).__name__}: {message}")

@@ -141,6 +141,25 @@ def test_a_client_killed_mid_stream_frees_its_bee_within_two_seconds(
         assert cur.fetchone() == (ROWS,)
 
 
+def test_a_node_stops_cleanly_while_a_client_stalls_mid_stream(
+    serve_node: Callable[..., ServedNode], tmp_path: Path
+) -> None:
+    node = serve_node(_big_root(tmp_path), serve_token=TOKEN)
+    client = subprocess.Popen(
+        [sys.executable, "-c", _CLIENT, node.uri, TOKEN], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert client.stdout is not None
+        assert client.stdout.readline().strip() == "READING"
+        asked = time.monotonic()
+        assert node.stop() == 0, node.log
+        assert time.monotonic() - asked < 15
+        assert "stopped cleanly" in node.log
+    finally:
+        client.kill()
+        client.wait()
+
+
 def test_twenty_clients_fifty_queries_each_queue_for_the_bees(
     serve_node: Callable[..., ServedNode], tmp_path: Path
 ) -> None:
