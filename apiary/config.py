@@ -116,6 +116,31 @@ class Settings(BaseSettings):
         2 * 1024**3, ge=0, description="local cache of cells from S3 roots; 0 turns it off"
     )
 
+    serve: bool = Field(
+        False, description="run the Arrow Flight SQL server in `apiary node` (also --serve)"
+    )
+    serve_listen: str = Field(
+        "127.0.0.1:50051", description="host:port of the Flight SQL server (also --listen)"
+    )
+    serve_token: SecretStr | None = Field(
+        None, description="bearer token Flight SQL clients must send; never logged"
+    )
+    serve_username: str | None = Field(None, description="user name for basic auth")
+    serve_password: SecretStr | None = Field(None, description="password for basic auth")
+    serve_tls_cert: Path | None = Field(None, description="PEM certificate: serve over TLS")
+    serve_tls_key: Path | None = Field(None, description="PEM private key of that certificate")
+    metrics_listen: str | None = Field(
+        None, description="host:port for Prometheus /metrics in `apiary node`; unset = off"
+    )
+
+    @model_validator(mode="after")
+    def _paired_serve_settings(self) -> Settings:
+        if (self.serve_username is None) != (self.serve_password is None):
+            raise ValueError("set serve_username and serve_password together")
+        if (self.serve_tls_cert is None) != (self.serve_tls_key is None):
+            raise ValueError("set serve_tls_cert and serve_tls_key together")
+        return self
+
     @model_validator(mode="after")
     def _ordered_timings(self) -> Settings:
         if not self.heartbeat_interval < self.suspect_after <= self.dead_after <= self.forget_after:

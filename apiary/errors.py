@@ -78,3 +78,7 @@ class QueryCancelledError(ApiaryError):
 
 class UpgradeNeededError(ApiaryError):
     """The storage root holds data in an older Apiary format; ``apiary upgrade`` converts it."""
+
+
+class NodeBusyError(ApiaryError):
+    """The node is critical and refuses new queries for now; retrying later may succeed."""

@@ -447,6 +447,15 @@ class Apiary:
             self._sql = SqlSession(self._sql_context())
         return self._sql.execute(query, cancel)
 
+    def sql_session(self, hive: str | None = None, box: str | None = None) -> SqlSession:
+        """A SQL session of its own (its own USE, starting at ``hive``/``box``) on this node's
+        bees: for a server answering many clients at once (``apiary node --serve``)."""
+        from apiary.sql.session import SqlSession
+
+        session = SqlSession(self._sql_context())
+        session.hive, session.box = hive, box
+        return session
+
     def _sql_context(self) -> SqlContext:
         from apiary.sql.context import SqlContext
         from apiary.swarm.distribute import Distributor, SwarmSettings

@@ -6,6 +6,7 @@ import logging
 import shlex
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from rich.table import Table
 from rich.text import Text
 
 from apiary.cli.common import console, open_apiary, storage_options
+from apiary.config import Settings
+from apiary.errors import ApiaryError, ConfigError
 from apiary.sdk import Apiary
 from apiary.units import human_bytes
 
@@ -31,13 +34,39 @@ _STATE_STYLE = {"alive": "green", "suspect": "yellow", "dead": "red"}
     type=click.Path(dir_okay=False, path_type=Path),
     help="Settings file (default $APIARY_CONFIG, /etc/apiary/apiary.toml).",
 )
-def node(storage: str | None, name: str, node_id: str | None, config_file: Path | None) -> None:
+@click.option(
+    "--serve/--no-serve",
+    default=None,
+    help="Run the Arrow Flight SQL server (setting serve; default off).",
+)
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    help="Where Flight SQL listens (setting serve_listen; default 127.0.0.1:50051).",
+)
+@click.option(
+    "--metrics-listen",
+    metavar="HOST:PORT",
+    help="Serve Prometheus /metrics here (setting metrics_listen; default off).",
+)
+def node(
+    storage: str | None,
+    name: str,
+    node_id: str | None,
+    config_file: Path | None,
+    serve: bool | None,
+    listen: str | None,
+    metrics_listen: str | None,
+) -> None:
     """Run a node in the foreground until SIGTERM or Ctrl-C (what systemd starts).
 
     The node joins the swarm on the storage root: it writes a heartbeat every few
     seconds, keeps a world view of the other nodes, runs the tasks of distributed
     queries assigned to it, and on a clean stop removes its heartbeat so the
     others see it leave rather than die.
+
+    With --serve it also answers SQL from Flight SQL clients (ADBC, JDBC, DBeaver,
+    Grafana) in its bees, and with --metrics-listen it serves Prometheus /metrics.
     """
     import os
 
@@ -51,6 +80,13 @@ def node(storage: str | None, name: str, node_id: str | None, config_file: Path 
     ap = Apiary(name, storage, node_id=node_id).start()  # heartbeat and worker loop running
     worker = ap.worker
     assert worker is not None
+    flags = {"serve": serve, "serve_listen": listen, "metrics_listen": metrics_listen}
+    settings = ap.settings.model_copy(update={k: v for k, v in flags.items() if v is not None})
+    try:
+        endpoints = _start_endpoints(ap, settings)
+    except ApiaryError:
+        ap.shutdown()
+        raise
     try:
         swarm = ap.swarm_status()
         log.info(
@@ -62,8 +98,44 @@ def node(storage: str | None, name: str, node_id: str | None, config_file: Path 
         stop.wait()
         log.info("node %s stopping", ap.node_id)
     finally:
+        stuck = [close() is False for close in endpoints]
         ap.shutdown()
     log.info("node %s stopped cleanly after %d task(s)", ap.node_id, worker.tasks_run)
+    if any(stuck):
+        # gRPC would hold the interpreter's exit for a client that stopped reading: the node
+        # has left the swarm and released its bees, so end the process here.
+        logging.shutdown()
+        os._exit(0)
+
+
+def _start_endpoints(ap: Apiary, settings: Settings) -> list[Callable[[], object]]:
+    """Start /metrics and Flight SQL as the settings ask; what stops each (False: stuck)."""
+    from apiary.serve.node import split_listen, start_flight
+
+    closers: list[Callable[[], object]] = []
+    observer = None
+    try:
+        if settings.metrics_listen:
+            from apiary.serve.metrics import MetricsEndpoint
+
+            host, port = split_listen(settings.metrics_listen, "metrics_listen")
+            try:
+                metrics = MetricsEndpoint(ap, host, port)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot serve metrics on {settings.metrics_listen}: {exc}"
+                ) from None
+            closers.append(metrics.close)
+            observer = metrics.queries
+            log.info("Prometheus metrics on http://%s:%d/metrics", host, metrics.port)
+        if settings.serve:
+            server = start_flight(ap, settings, observer)
+            closers.insert(0, server.close)
+    except BaseException:
+        for close in closers:
+            close()
+        raise
+    return closers
 
 
 @click.command()

@@ -39,7 +39,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import psutil
 import pyarrow as pa
@@ -63,6 +63,14 @@ T = TypeVar("T")
 State = Literal["idle", "busy", "draining"]
 
 MiB = 1 << 20
+
+
+class BatchSink(Protocol):
+    """Where :meth:`Bee.stream` hands batches; ``put`` may block, calling ``check`` meanwhile."""
+
+    def put(self, batch: pa.RecordBatch, check: Callable[[], None]) -> None: ...
+
+
 # Errors that would fail the same way again: user mistakes, a budget that is simply too small
 # and a deadline that was already spent. Everything else counts as transient and is retried.
 NOT_RETRIED: tuple[type[BaseException], ...] = (
@@ -218,22 +226,51 @@ class Bee:
         pass through unchanged for the caller to translate. With ``limit_result`` the collected
         result itself must also fit the budget, since it lives outside DataFusion's pool.
         """
-        self.check_deadline()
+        batches: list[pa.RecordBatch] = []
+
+        def keep(batch: pa.RecordBatch) -> None:
+            batches.append(batch)
+            self.result_bytes += batch.nbytes
+            if limit_result and self.result_bytes > self.memory_budget:
+                raise MemoryExceededError(
+                    f"the result of task {self.task!r} is larger than bee {self.id}'s "
+                    f"memory budget of {_mib(self.memory_budget)}; add a LIMIT, a more "
+                    "selective WHERE or an aggregate, or give each bee more memory "
+                    "(memory_per_bee)"
+                )
+
         try:
-            batches = asyncio.run(self._drain(df, limit_result))
-        except Exception as exc:
-            if "Resources exhausted" in str(exc):
-                raise self._memory_error(str(exc)) from None
+            self._run(df, keep)
+        except BaseException:
+            batches.clear()  # the partial result goes now, not whenever the error is freed
             raise
         if not batches:
             return df.schema().empty_table()
         return pa.Table.from_batches(batches)
 
-    async def _drain(self, df: DataFrame, limit_result: bool) -> list[pa.RecordBatch]:
+    def stream(self, df: DataFrame, sink: BatchSink) -> None:
+        """Run ``df``, handing each batch to ``sink`` as DataFusion makes it.
+
+        Nothing is kept here, so a result of any size streams within the bee's budget. The
+        sink may block (a slow reader): DataFusion is not polled meanwhile, which holds the
+        query back, and the sink calls :meth:`check_deadline` while it waits so that the
+        deadline and a cancel still stop the task.
+        """
+        self._run(df, lambda batch: sink.put(batch, self.check_deadline))
+
+    def _run(self, df: DataFrame, keep: Callable[[pa.RecordBatch], None]) -> None:
+        self.check_deadline()
+        try:
+            asyncio.run(self._drain(df, keep))
+        except Exception as exc:
+            if "Resources exhausted" in str(exc):
+                raise self._memory_error(str(exc)) from None
+            raise
+
+    async def _drain(self, df: DataFrame, keep: Callable[[pa.RecordBatch], None]) -> None:
         # Through the async interface because a blocking next() cannot be interrupted: a sort
         # or GROUP BY does all its work before the first batch.
         stream = df.execute_stream()
-        batches: list[pa.RecordBatch] = []
         pending: asyncio.Future[Any] | None = None
         try:
             while True:
@@ -249,25 +286,17 @@ class Bee:
                 try:
                     batch = pending.result().to_pyarrow()
                 except StopAsyncIteration:
-                    return list(batches)
-                batches.append(batch)
-                self.result_bytes += batch.nbytes
-                if limit_result and self.result_bytes > self.memory_budget:
-                    raise MemoryExceededError(
-                        f"the result of task {self.task!r} is larger than bee {self.id}'s "
-                        f"memory budget of {_mib(self.memory_budget)}; add a LIMIT, a more "
-                        "selective WHERE or an aggregate, or give each bee more memory "
-                        "(memory_per_bee)"
-                    )
+                    return
+                keep(batch)
+                del batch
                 self.check_deadline()
         finally:
             # An exception's traceback keeps this frame alive: drop the stream (its memory
-            # and spill files) and the partial result now, not whenever the error is freed.
-            # The last future too: its StopAsyncIteration's traceback points back at this
-            # frame, a cycle that kept the whole query's runtime alive until the next GC.
+            # and spill files) now, not whenever the error is freed. The last future too: its
+            # StopAsyncIteration's traceback points back at this frame, a cycle that kept the
+            # whole query's runtime alive until the next GC.
             del stream
             pending = None
-            batches.clear()
 
     def _memory_error(self, detail: str) -> MemoryExceededError:
         # DataFusion's own advice names settings Apiary users cannot set; keep the cause only.
@@ -382,6 +411,7 @@ class BeePool:
         self._waiting = 0
         self._closed = False
         self._abandoned: deque[Abandonment] = deque(maxlen=ABANDONED_KEPT)
+        self.abandoned_total = 0  # every abandonment since start (the deque keeps the latest)
         self._idle_memory = _private_memory(self._process)
 
     def _fit(self, bees: int, wanted: int, limit: int) -> int:
@@ -485,6 +515,7 @@ class BeePool:
                 time.sleep(min(self.retry_delay * 2 ** (attempt - 1), 2.0))
         with self._lock:
             self._abandoned.append(Abandonment(name, time.time(), failures))
+            self.abandoned_total += 1
         listed = "; ".join(
             f"attempt {f['attempt']} on bee {f['bee']}: {f['error']}" for f in failures
         )

@@ -13,7 +13,7 @@ from typing import Any
 
 import psutil
 
-from apiary.errors import ApiaryError
+from apiary.errors import NodeBusyError
 from apiary.runtime import temperature
 from apiary.runtime.bees import BeePool
 
@@ -174,7 +174,7 @@ class Colony:
         """Refuse a new query while the node is critical."""
         reading = self.reading()
         if reading["band"] == "critical":
-            raise ApiaryError(
+            raise NodeBusyError(
                 f"this node is critical (temperature {reading['temperature']:.2f}: cpu "
                 f"{reading['cpu']:.0%}, memory {reading['memory']:.0%}, "
                 f"{self.pool.queue_depth} tasks waiting for {self.pool.size} bees) and refuses "

@@ -32,6 +32,22 @@ class Chamber(Protocol):
 
     def collect(self, df: DataFrame, *, limit_result: bool = True) -> pa.Table: ...
 
+    def stream(self, df: DataFrame, sink: BatchSink) -> None: ...
+
+
+class BatchSink(Protocol):
+    """Takes batches one at a time; ``put`` may block (a slow reader), calling ``check`` while
+    it waits so that the bee's deadline and a cancel still apply."""
+
+    def put(self, batch: pa.RecordBatch, check: Callable[[], None]) -> None: ...
+
+
+class ResultSink(BatchSink, Protocol):
+    """Where :meth:`~apiary.sql.session.SqlSession.stream` sends a result: its schema first
+    (before any row is computed), then its batches."""
+
+    def start(self, schema: pa.Schema) -> None: ...
+
 
 class Pool(Protocol):
     size: int

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,14 +23,16 @@ from apiary.cells.types import column_notes
 from apiary.errors import ApiaryError, SqlError
 from apiary.frame import Frame
 from apiary.sql import statements
-from apiary.sql.context import Decision, PinnedFrame, PlannedQuery, SqlContext
+from apiary.sql.context import Decision, PinnedFrame, PlannedQuery, ResultSink, SqlContext
 from apiary.sql.messages import execution_error, planning_error
 from apiary.sql.plan import scans
 from apiary.sql.planning import PlanningHive
 from apiary.sql.pruning import And, Or, Predicate, Pruned, prune
 from apiary.sql.readonly import READ_ONLY
 from apiary.sql.sources import (
+    PlainBatches,
     frame_table,
+    plain_schema,
     plain_types,
     register_object_store,
     register_table,
@@ -86,9 +89,33 @@ class SqlSession:
             result = self._describe(statement)
         else:
             result = self._query(statement, cancel)
+            assert result is not None  # without a sink the result comes back whole
         self.last.rows = result.num_rows
         self.last.seconds = time.perf_counter() - started
         return result
+
+    def stream(self, sql: str, sink: ResultSink, cancel: threading.Event | None = None) -> None:
+        """Run one statement, sending its result to ``sink``: the schema, then batch by batch.
+
+        A query this node runs itself streams from inside its bee as DataFusion makes the
+        batches (nothing is collected, so a result of any size fits the bee's budget; a slow
+        reader holds the query back). Anything else (commands, EXPLAIN, a query the swarm
+        shares) is answered whole, then sent in batches.
+        """
+        started = time.perf_counter()
+        statement = statements.classify(sql)
+        counted = _Counting(sink)
+        if isinstance(statement, Query) and not statement.explain:
+            self.last = QueryStats()
+            result = self._query(statement, cancel, counted)
+        else:
+            result = self.execute(sql, cancel)
+        if result is not None:  # answered whole
+            counted.start(result.schema)
+            for batch in result.to_batches():
+                counted.put(batch, lambda: None)
+        self.last.rows = counted.rows
+        self.last.seconds = time.perf_counter() - started
 
     # -- Apiary's own commands ---------------------------------------------------------------
 
@@ -190,7 +217,9 @@ class SqlSession:
             definition = state.hives[hive].boxes[box].frames[name]
         return self.context.frame(hive, box, name, definition)
 
-    def _query(self, query: Query, cancel: threading.Event | None) -> pa.Table:
+    def _query(
+        self, query: Query, cancel: threading.Event | None, sink: ResultSink | None = None
+    ) -> pa.Table | None:
         self.context.admit()  # a critical node refuses new queries, clearly
         state = self.context.registry().state()
         missing: list[tuple[str, str, str]] = []
@@ -236,7 +265,9 @@ class SqlSession:
             assert distributor is not None
             return plain_types(distributor.run(planned, decision, cancel))
         with scratch_folder(self.context.location()) as scratch:
-            result = self._execute(query, pinned, scratch, cancel)
+            result = self._execute(query, pinned, scratch, cancel, sink)
+        if result is None:  # streamed into sink
+            return None
         if query.explain:
             return self._explain(result, decision)
         return result
@@ -247,14 +278,15 @@ class SqlSession:
         pinned: list[PinnedFrame],
         scratch: Path | None,
         cancel: threading.Event | None,
-    ) -> pa.Table:
+        sink: ResultSink | None = None,
+    ) -> pa.Table | None:
         sql = query.sql
         if query.explain:
             sql = f"EXPLAIN {'ANALYZE ' if query.analyze else ''}{sql}"
         pool = self.context.pool()
         location, credentials = self.context.location(), self.context.credentials
 
-        def run(bee: Any) -> pa.Table:
+        def run(bee: Any) -> pa.Table | None:
             # Inside a bee: its memory budget and spill folder, and the task deadline.
             execution = bee.context(self._config(), partitions=pool.size)
             register_object_store(execution, location, credentials)
@@ -262,7 +294,13 @@ class SqlSession:
                 table = frame_table(execution, p.frame, p.pruned.kept, scratch)
                 register_table(execution, p.hive, p.box, p.table, table)
             try:
-                return bee.collect(execution.sql_with_options(sql, READ_ONLY))
+                df = execution.sql_with_options(sql, READ_ONLY)
+                if sink is None:
+                    return bee.collect(df)
+                schema = plain_schema(df.schema())
+                sink.start(schema)
+                bee.stream(df, PlainBatches(sink, schema))
+                return None
             except ApiaryError:
                 raise
             except Exception as exc:
@@ -270,7 +308,9 @@ class SqlSession:
 
         name = f"sql: {' '.join(query.sql.split())[:60]}"
         result = pool.run(run, name=name, retry=False, cancel=cancel)
-        return result if query.explain else plain_types(result)
+        if result is None or query.explain:
+            return result
+        return plain_types(result)
 
     def _explain(self, plan: pa.Table, decision: Decision) -> pa.Table:
         kinds = [f"apiary pruning ({f.frame})" for f in self.last.frames]
@@ -284,6 +324,21 @@ class SqlSession:
                 "plan": lines + plan.column("plan").to_pylist(),
             }
         )
+
+
+@dataclass
+class _Counting:
+    """Counts the rows that pass on to ``sink`` (the streamed query's ``last.rows``)."""
+
+    sink: ResultSink
+    rows: int = 0
+
+    def start(self, schema: pa.Schema) -> None:
+        self.sink.start(schema)
+
+    def put(self, batch: pa.RecordBatch, check: Callable[[], None]) -> None:
+        self.sink.put(batch, check)
+        self.rows += batch.num_rows
 
 
 def _combine(per_scan: list[list[Predicate]]) -> list[Predicate]:

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -27,6 +28,7 @@ from apiary.cells.reader import check_identity, read_cells
 from apiary.errors import NotFoundError, StorageError
 from apiary.frame import Frame
 from apiary.ledger import CellMeta
+from apiary.sql.context import BatchSink
 from apiary.storage import Location
 
 _VIEW_TYPES = {
@@ -51,9 +53,22 @@ def plain_types(table: pa.Table) -> pa.Table:
     """Results go back to the user with plain string/binary columns, as frames hold them."""
     if not any(f.type in _PLAIN_TYPES for f in table.schema):
         return table
-    return table.cast(
-        pa.schema([f.with_type(_PLAIN_TYPES.get(f.type, f.type)) for f in table.schema])
-    )
+    return table.cast(plain_schema(table.schema))
+
+
+def plain_schema(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([f.with_type(_PLAIN_TYPES.get(f.type, f.type)) for f in schema])
+
+
+@dataclass
+class PlainBatches:
+    """Hands batches on to ``sink`` cast to ``schema`` (plain types, as :func:`plain_types`)."""
+
+    sink: BatchSink
+    schema: pa.Schema
+
+    def put(self, batch: pa.RecordBatch, check: Callable[[], None]) -> None:
+        self.sink.put(batch if batch.schema == self.schema else batch.cast(self.schema), check)
 
 
 @contextlib.contextmanager

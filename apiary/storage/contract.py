@@ -61,6 +61,11 @@ class Storage:
             "head": 0,
             "delete": 0,
         }
+        # For metrics: failed attempts (each retry counts) and payload bytes, by operation;
+        # conditional puts (commits) won and lost to another writer.
+        self.errors: dict[str, int] = dict.fromkeys(self.counters, 0)
+        self.bytes: dict[str, int] = dict.fromkeys(self.counters, 0)
+        self.conditional = {"won": 0, "lost": 0}
 
     def __repr__(self) -> str:
         return f"Storage({self.location})"
@@ -69,16 +74,20 @@ class Storage:
 
     def get(self, path: str) -> bytes:
         self.counters["get"] += 1
-        return self._call("get", path, lambda: bytes(obstore.get(self.store, path).bytes()))
+        data = self._call("get", path, lambda: bytes(obstore.get(self.store, path).bytes()))
+        self.bytes["get"] += len(data)
+        return data
 
     def get_range(self, path: str, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of an object."""
         self.counters["get_range"] += 1
-        return self._call(
+        data = self._call(
             "get_range",
             path,
             lambda: bytes(obstore.get_range(self.store, path, start=start, end=end)),
         )
+        self.bytes["get_range"] += len(data)
+        return data
 
     def head(self, path: str) -> ObjectInfo:
         self.counters["head"] += 1
@@ -112,6 +121,7 @@ class Storage:
         """Write or replace an object (idempotent, so retried freely)."""
         self.counters["put"] += 1
         self._call("put", path, lambda: obstore.put(self.store, path, data))
+        self.bytes["put"] += len(data)
 
     def delete(self, path: str) -> None:
         """Delete an object; deleting one that is already gone is not an error."""
@@ -126,6 +136,13 @@ class Storage:
         lost reply resolvable: when a retry finds the object present, it is ours exactly when
         its bytes are ours.
         """
+        won = self._put_if_absent(path, data)
+        self.conditional["won" if won else "lost"] += 1
+        if won:
+            self.bytes["put"] += len(data)
+        return won
+
+    def _put_if_absent(self, path: str, data: bytes) -> bool:
         self.counters["put"] += 1
         ambiguous: BaseException | None = None
         delays = self.retry.delays()
@@ -158,6 +175,7 @@ class Storage:
                     return won
                 error: BaseException = StorageError(f"{path} refused and absent")
             except Exception as exc:
+                self.errors["put"] += 1
                 if not is_transient(exc):
                     raise self._translate("put_if_absent", path, exc) from exc
                 ambiguous = error = exc
@@ -227,6 +245,8 @@ class Storage:
             try:
                 return fn()
             except Exception as exc:
+                if op in self.errors and not isinstance(exc, FileNotFoundError | oe.NotFoundError):
+                    self.errors[op] += 1  # a missing object is an answer, not an error
                 # A missing bucket stays missing: fail at once with a message that says so.
                 retry = is_transient(exc) and _NO_SUCH_BUCKET not in str(exc)
                 delay = next(delays, None) if retry else None
