@@ -13,6 +13,7 @@ from apiary.errors import (
     EntityNotFoundError,
     InvalidNameError,
     MemoryExceededError,
+    NodeBusyError,
     NotFoundError,
     QueryCancelledError,
     SchemaError,
@@ -21,6 +22,7 @@ from apiary.errors import (
     StorageError,
     TaskAbandonedError,
     TaskTimeoutError,
+    UpgradeNeededError,
     WriteConflictError,
 )
 from apiary.version import __version__
@@ -50,6 +52,7 @@ __all__ = [
     "EntityNotFoundError",
     "InvalidNameError",
     "MemoryExceededError",
+    "NodeBusyError",
     "NotFoundError",
     "QueryCancelledError",
     "SchemaError",
@@ -58,6 +61,7 @@ __all__ = [
     "StorageError",
     "TaskAbandonedError",
     "TaskTimeoutError",
+    "UpgradeNeededError",
     "WriteConflictError",
     "__version__",
 ]
