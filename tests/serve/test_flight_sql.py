@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -14,9 +13,10 @@ import pytest
 from adbc_driver_manager import dbapi
 from conftest import TOKEN, ServedNode, connect
 from support.compare import assert_same_result
+from support.tpch import tpch_files
 
 from apiary import Apiary
-from apiary.bench.tpch import TpchgenMissingError, box_name, generate, load, tpchgen_executable
+from apiary.bench.tpch import box_name, load
 from apiary.bench.tpch_queries import QUERIES, has_order_by
 
 SF = 0.01
@@ -41,14 +41,8 @@ def _small_root(tmp_path: Path) -> str:
 def test_tpch_through_adbc_equals_apiary_sql(
     serve_node: Callable[..., ServedNode], tmp_path: Path
 ) -> None:
-    try:
-        tpchgen_executable()
-    except TpchgenMissingError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"tpchgen-cli is required in CI: {exc}", pytrace=False)
-        pytest.skip(str(exc))
+    files = tpch_files(SF, tmp_path / "parquet")
     root = str(tmp_path / "tpch-root")
-    files = generate(SF, tmp_path / "parquet")
     with Apiary("tpch", root) as ap:
         load(ap, files, "tpch", box_name(SF), cells_per_frame=3)
         ap.sql(f"USE tpch.{box_name(SF)}")

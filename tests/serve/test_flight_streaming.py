@@ -109,16 +109,22 @@ _CLIENT = textwrap.dedent(
 )
 
 
+def _stalled_client(node: ServedNode) -> subprocess.Popen[str]:
+    """A client process that read one batch of a big result and then stopped reading."""
+    client = subprocess.Popen(
+        [sys.executable, "-c", _CLIENT, node.uri, TOKEN], stdout=subprocess.PIPE, text=True
+    )
+    assert client.stdout is not None
+    assert client.stdout.readline().strip() == "READING"
+    return client
+
+
 def test_a_client_killed_mid_stream_frees_its_bee_within_two_seconds(
     serve_node: Callable[..., ServedNode], tmp_path: Path
 ) -> None:
     node = serve_node(_big_root(tmp_path), serve_token=TOKEN)
-    client = subprocess.Popen(
-        [sys.executable, "-c", _CLIENT, node.uri, TOKEN], stdout=subprocess.PIPE, text=True
-    )
+    client = _stalled_client(node)
     try:
-        assert client.stdout is not None
-        assert client.stdout.readline().strip() == "READING"
         # The client stopped reading: its bee waits, holding the query back.
         assert node.metric("apiary_bees", state="busy") == 1
         client.kill()
@@ -145,12 +151,8 @@ def test_a_node_stops_cleanly_while_a_client_stalls_mid_stream(
     serve_node: Callable[..., ServedNode], tmp_path: Path
 ) -> None:
     node = serve_node(_big_root(tmp_path), serve_token=TOKEN)
-    client = subprocess.Popen(
-        [sys.executable, "-c", _CLIENT, node.uri, TOKEN], stdout=subprocess.PIPE, text=True
-    )
+    client = _stalled_client(node)
     try:
-        assert client.stdout is not None
-        assert client.stdout.readline().strip() == "READING"
         asked = time.monotonic()
         assert node.stop() == 0, node.log
         assert time.monotonic() - asked < 15
