@@ -86,7 +86,7 @@ NOT_RETRIED: tuple[type[BaseException], ...] = (
 ABANDONED_KEPT = 50
 POLL = 0.05  # seconds between deadline checks while DataFusion or a task is working
 GRACE = 0.25  # extra seconds a task gets to notice its own deadline before the caller gives up
-RELEASE_GRACE = 2.0  # seconds a task that ran to its end may take to let go of its runtime
+RELEASE_GRACE = 2.5  # seconds a task that ran to its end may take to let go of its runtime
 QUICK_RELEASE = 0.05  # seconds its caller waits for that (it usually takes milliseconds)
 # DataFusion's disk manager makes one of these in the spill folder per runtime and removes it
 # only when the last holder of that runtime (context, plan, stream, spawned task) is dropped.
