@@ -26,15 +26,18 @@ def use_short_timings(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(key, value)
 
 
-def start_apiary_node(uri: str, node_id: str, *, quiet: bool = False) -> subprocess.Popen[str]:
-    """``apiary node`` as a user (or systemd) starts it; output piped unless ``quiet``."""
+def start_apiary_node(
+    uri: str, node_id: str, *, quiet: bool = False, **settings: str
+) -> subprocess.Popen[str]:
+    """``apiary node`` as a user (or systemd) starts it; output piped unless ``quiet``;
+    ``settings`` are extra ``APIARY_*`` variables."""
     output = subprocess.DEVNULL if quiet else subprocess.PIPE
     return subprocess.Popen(
         [sys.executable, "-m", "apiary", "node", "--storage", uri, "--node-id", node_id],
         stdout=output,
         stderr=output,
         text=True,
-        env=child_env(SHORT_TIMINGS),
+        env=child_env({**SHORT_TIMINGS, **settings}),
     )
 
 

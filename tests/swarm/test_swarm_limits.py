@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from support.nodes import SHORT_TIMINGS, stop_all, use_short_timings
-from support.processes import child_env
+from support.nodes import start_apiary_node, stop_all, use_short_timings
+from support.waiting import wait_until
 
 from apiary import Apiary, QueryCancelledError, TaskAbandonedError
 from apiary.swarm.manifest import QUERIES
@@ -21,19 +21,6 @@ from apiary.swarm.manifest import QUERIES
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
 ROWS = 4_000_000
 CELLS = 8
-
-
-def start_node(root: str, node_id: str, **settings: str):
-    import subprocess
-    import sys
-
-    env = child_env({**SHORT_TIMINGS, **settings})
-    return subprocess.Popen(
-        [sys.executable, "-m", "apiary", "node", "--storage", root, "--node-id", node_id],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
 
 
 @pytest.fixture
@@ -57,22 +44,14 @@ def numbers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     ap.shutdown()
 
 
-def wait_for(check, timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < timeout, f"gave up waiting for {what}"
-        time.sleep(0.05)
-    return time.monotonic() - started
-
-
 def busy(ap: Apiary) -> dict[str, int]:
     return {n["node_id"]: n["bees_busy"] for n in ap.swarm_status()["nodes"]}
 
 
 def test_cancel_reaches_the_tasks_on_other_nodes(numbers) -> None:
     ap, root, procs = numbers
-    procs += [start_node(root, f"node-{i}", APIARY_CORES="1") for i in (1, 2)]
-    wait_for(lambda: ap.swarm_status()["alive"] == 2, 60, "two nodes")
+    procs += [start_apiary_node(root, f"node-{i}", quiet=True, APIARY_CORES="1") for i in (1, 2)]
+    wait_until(lambda: ap.swarm_status()["alive"] == 2, 60, "two nodes")
     # Seconds of hashing per task: it is still running when the cancel comes.
     slow = "SELECT max(sha512(sha256(md5(CAST(v AS VARCHAR))))) AS h FROM lab.n.a"
     cancel = threading.Event()
@@ -86,14 +65,15 @@ def test_cancel_reaches_the_tasks_on_other_nodes(numbers) -> None:
 
     runner = threading.Thread(target=run)
     runner.start()
-    wait_for(lambda: all(busy(ap).get(f"node-{i}") for i in (1, 2)), 30, "both nodes busy")
+    wait_until(lambda: all(busy(ap).get(f"node-{i}") for i in (1, 2)), 30, "both nodes busy")
     cancel.set()
     runner.join(timeout=10)
     assert not runner.is_alive()
     assert isinstance(outcome.get("error"), QueryCancelledError), outcome
     # Heartbeats come every 0.5 s: 2 s for the bees plus one beat to tell.
-    idle_after = wait_for(lambda: not any(busy(ap).values()), 2.5, "the remote bees to idle")
-    print(f"remote bees idle {idle_after:.2f} s after the cancel")
+    cancelled = time.monotonic()
+    wait_until(lambda: not any(busy(ap).values()), 2.5, "the remote bees to idle")
+    print(f"remote bees idle {time.monotonic() - cancelled:.2f} s after the cancel")
     assert ap.storage.list(QUERIES) == []
     assert all(p.poll() is None for p in procs)  # the nodes themselves carry on
 
@@ -101,8 +81,8 @@ def test_cancel_reaches_the_tasks_on_other_nodes(numbers) -> None:
 def test_a_join_larger_than_its_bee_fails_cleanly_while_the_other_bee_works(numbers) -> None:
     ap, root, procs = numbers
     tight = {"APIARY_CORES": "2", "APIARY_MEMORY_PER_BEE": str(16 * 2**20)}
-    procs += [start_node(root, f"node-{i}", **tight) for i in (1, 2)]
-    wait_for(lambda: ap.swarm_status()["alive"] == 2, 60, "two nodes")
+    procs += [start_apiary_node(root, f"node-{i}", quiet=True, **tight) for i in (1, 2)]
+    wait_until(lambda: ap.swarm_status()["alive"] == 2, 60, "two nodes")
     ap.settings.task_attempts = 2
     # Each task joins its quarter of a (a million rows) with all of b: the hash table
     # alone is several times a 16 MiB bee.
