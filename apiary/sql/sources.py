@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.dataset as ds
-from datafusion import SessionContext
+from datafusion import DataFrame, SessionContext
 from datafusion.catalog import Catalog, Schema, Table
 from datafusion.object_store import AmazonS3
 
@@ -94,13 +94,20 @@ def placeholder(schema: pa.Schema) -> Table:
     return Table(ds.dataset(schema.empty_table()))
 
 
-def in_memory(data: pa.Table) -> Table:
-    # A memory table keeps one (possibly empty) partition; an empty pyarrow dataset has none,
-    # which DataFusion's plan checks reject under ORDER BY. A context of its own, because
-    # from_arrow names a temporary table in the default schema, which USE may have changed.
+def memory_frame(ctx: SessionContext, data: pa.Table) -> DataFrame:
+    """``data`` as a DataFrame of ``ctx`` with at least one (possibly empty) partition.
+
+    An empty table has no batch, so DataFusion would see no partition at all, which its plan
+    checks reject under ORDER BY; one empty batch gives it one."""
     if data.num_rows == 0:
         data = pa.Table.from_batches([pa.RecordBatch.from_pylist([], schema=data.schema)])
-    return Table(SessionContext().from_arrow(data))
+    return ctx.from_arrow(data)
+
+
+def in_memory(data: pa.Table) -> Table:
+    # A context of its own, because from_arrow names a temporary table in the default schema,
+    # which USE may have changed.
+    return Table(memory_frame(SessionContext(), data))
 
 
 def register_table(ctx: SessionContext, hive: str, box: str, name: str, table: Table) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from apiary.sql.context import Decision, PinnedFrame, PlannedQuery
+from apiary.sql.plan import scans
 from apiary.storage import Storage
 from apiary.swarm.coordinator import Coordinator
 from apiary.swarm.keys import key_range, within
@@ -93,7 +94,7 @@ class Distributor:
             reason = f"{attached[0].frame.full_name} is an attached Delta table, read on one node"
             return Decision(info={"ran_locally": reason}, explain=f"runs on this node: {reason}")
         sizes = {}
-        for scan in _scans(query):
+        for scan in set(_scans(query)):
             pinned = query.pinned(*scan)
             if pinned is not None:
                 sizes[scan] = sum(c.bytes for c in pinned.pruned.kept)
@@ -182,9 +183,7 @@ def _narrowing(
 ) -> list[_Narrowing]:
     """The key links whose frame is read only under the linked spelling (one cell list per
     frame serves every scan of it)."""
-    from apiary.sql.plan import scans
-
-    every = [(s.catalog, s.schema, s.table) for s in scans(query.plan)]
+    every = _scans(query)
     found = []
     for link in plan.links:
         pinned = query.pinned(*link.scan)
@@ -213,10 +212,9 @@ def _narrow(task: Task, driving: PinnedFrame, narrowing: list[_Narrowing]) -> No
         n.kept.append(len(kept))
 
 
-def _scans(query: PlannedQuery) -> set[tuple[str | None, str | None, str]]:
-    from apiary.sql.plan import scans
-
-    return {(s.catalog, s.schema, s.table) for s in scans(query.plan)}
+def _scans(query: PlannedQuery) -> list[tuple[str | None, str | None, str]]:
+    """Every scan of the plan by the name it is written with, once per scan."""
+    return [(s.catalog, s.schema, s.table) for s in scans(query.plan)]
 
 
 def _is(ref: FrameRef, pinned: PinnedFrame) -> bool:

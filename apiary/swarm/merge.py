@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from datafusion import DataFrame, SessionContext, col
 from datafusion import functions as f
 
+from apiary.sql.sources import memory_frame
 from apiary.swarm.split import OutField, Split, replay
 
 ROW_ID = "__apiary_row"
@@ -51,7 +52,7 @@ def _final_aggregate(ctx: SessionContext, data: pa.Table | None, split: Split) -
             if column not in needed:
                 needed[column] = f"m_{column}"
                 exprs.append(merge_with(col(column)).alias(needed[column]))
-    merged = _frame(ctx, data).aggregate(groups, exprs).to_arrow_table()
+    merged = memory_frame(ctx, data).aggregate(groups, exprs).to_arrow_table()
     if split.groups == 0 and merged.num_rows == 0:  # no task saw a row: one row, as SQL says
         merged = pa.table(
             {name: pa.nulls(1, data.schema.field(c).type) for c, name in needed.items()}
@@ -105,7 +106,7 @@ def _qualified(ctx: SessionContext, rows: pa.Table, fields: list[OutField]) -> D
             [rows.column(i) for i in columns] + [numbers],
             names=[fields[i].name for i in columns] + [f"{ROW_ID}{k}"],
         )
-        df = _frame(ctx, part)
+        df = memory_frame(ctx, part)
         if qualifier is not None:
             df = df.alias(qualifier)
         joined = (
@@ -129,10 +130,3 @@ def _qualified(ctx: SessionContext, rows: pa.Table, fields: list[OutField]) -> D
 def _quoted(qualifier: str | None, name: str) -> str:
     parts = ([] if qualifier is None else qualifier.split(".")) + [name]
     return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
-
-
-def _frame(ctx: SessionContext, data: pa.Table) -> DataFrame:
-    # A memory table needs one (maybe empty) batch, or DataFusion sees no partition at all.
-    if data.num_rows == 0:
-        data = pa.Table.from_batches([pa.RecordBatch.from_pylist([], schema=data.schema)])
-    return ctx.from_arrow(data)

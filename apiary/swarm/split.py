@@ -138,7 +138,7 @@ def _split(
     reasons = []
     for scan in candidates:
         try:
-            found = _split_at(ctx, plan, scan)
+            found = _split_at(ctx, scan, len(shown))
             found.links = key_links(scan, _top(scan), shown)
             return found
         except NotDistributable as exc:
@@ -158,7 +158,7 @@ def _top(scan: Node) -> Node:
     return top
 
 
-def _split_at(ctx: SessionContext, plan: LogicalPlan, scan: Node) -> Split:
+def _split_at(ctx: SessionContext, scan: Node, scans_in_plan: int) -> Split:
     top = _top(scan)
     x = top.parent
     upper = []
@@ -171,7 +171,7 @@ def _split_at(ctx: SessionContext, plan: LogicalPlan, scan: Node) -> Split:
         if node.kind not in _REPLAYABLE:
             raise NotDistributable(f"a {node.kind} above the split point")
     inside = (x or top).plan.display_indent().count("TableScan:")
-    if plan.display_indent().count("TableScan:") != inside:
+    if scans_in_plan != inside:
         raise NotDistributable("a subquery above the split point")
     driving = tuple(scan.variant.fqn())
     body = ctx.create_dataframe_from_logical_plan(top.plan)
