@@ -38,13 +38,10 @@ def _cores() -> tuple[int, int]:
     return usable[0], usable[1]
 
 
-def _median_time(run: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+def _seconds(run: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
 
 
 def run(
@@ -125,8 +122,8 @@ def _query(ap: Apiary, number: int, repeats: int) -> dict[str, Any]:
     difference = result_difference(two, one, has_order_by(query))
     t1, t2 = [], []
     for _ in range(repeats):  # interleaved: both see the same machine
-        t1.append(_median_time(lambda: on(1), 1))
-        t2.append(_median_time(lambda: on(2), 1))
+        t1.append(_seconds(lambda: on(1)))
+        t2.append(_seconds(lambda: on(2)))
     m1, m2 = statistics.median(t1), statistics.median(t2)
     return {
         "query": number,
@@ -145,9 +142,9 @@ def _overhead(ap: Apiary, runs: int) -> dict[str, Any]:
     local, shared = [], []
     for _ in range(runs):
         ap.settings.distribute_min_cells = 0
-        local.append(_median_time(lambda: ap.sql(TRIVIAL), 1))
+        local.append(_seconds(lambda: ap.sql(TRIVIAL)))
         ap.settings.distribute_min_cells = 1
-        shared.append(_median_time(lambda: ap.sql(TRIVIAL), 1))
+        shared.append(_seconds(lambda: ap.sql(TRIVIAL)))
     distributed = bool(ap.last_query.distribution.get("tasks"))
     return {
         "query": TRIVIAL,
