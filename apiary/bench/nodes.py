@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import subprocess
-import sys
 
-
-def apiary_command(*args: str) -> list[str]:
-    """``apiary <args>`` as this very program: the frozen binary runs itself, Python ``-m``."""
-    if getattr(sys, "frozen", False):
-        return [sys.executable, *args]
-    return [sys.executable, "-m", "apiary", *args]
+from apiary.program import apiary_command
 
 
 def start_node(storage: str, node_id: str, env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "load": "apiary.cli.load:load",
     "bench": "apiary.cli.bench:bench",
     "tui": "apiary.cli.tui:tui",
+    "_sealed": "apiary.cli.sealed:sealed",  # hidden: a bee's killable query process
 }
 
 

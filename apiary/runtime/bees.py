@@ -57,6 +57,9 @@ from apiary.errors import (
     TaskAbandonedError,
     TaskTimeoutError,
 )
+from apiary.runtime.sealed import Sealed, job_for, plan_bytes, unstoppable
+from apiary.sql.context import Reach
+from apiary.sql.sources import register_object_store
 
 log = logging.getLogger("apiary.bees")
 T = TypeVar("T")
@@ -87,6 +90,9 @@ ABANDONED_KEPT = 50
 POLL = 0.05  # seconds between deadline checks while DataFusion or a task is working
 GRACE = 0.25  # extra seconds a task gets to notice its own deadline before the caller gives up
 RELEASE_GRACE = 2.5  # seconds a task that ran to its end may take to let go of its runtime
+# How long a stopped task that ran a plan DataFusion cannot stop in-process may keep its bee
+# draining (such plans normally run sealed; see sealed.py, and the ones that cannot be).
+SLOW_DRAIN = 300.0
 QUICK_RELEASE = 0.05  # seconds its caller waits for that (it usually takes milliseconds)
 # DataFusion's disk manager makes one of these in the spill folder per runtime and removes it
 # only when the last holder of that runtime (context, plan, stream, spawned task) is dropped.
@@ -145,6 +151,12 @@ class Bee:
         self._cancel: BaseException | None = None
         self._attempt = 0  # tells a late cancel apart from one meant for the current task
         self._runtimes: list[Path] = []  # DataFusion's folders for the contexts made so far
+        self._partitions = 1
+        self._reach: Reach | None = None
+        # Plans DataFusion cannot stop in-process run in a child the bee can kill (sealed.py).
+        self.seal = True
+        self.sealed: Sealed | None = None  # that child, while it runs
+        self.slow_to_stop = False  # the task runs such a plan in-process (it could not seal it)
 
     # -- the task's view ---------------------------------------------------------------------
 
@@ -178,7 +190,11 @@ class Bee:
         )
 
     def context(
-        self, config: SessionConfig | None = None, *, partitions: int = 1
+        self,
+        config: SessionConfig | None = None,
+        *,
+        partitions: int = 1,
+        reach: Reach | None = None,
     ) -> SessionContext:
         """A DataFusion context held to this bee's memory budget, spilling into its folder.
 
@@ -189,9 +205,11 @@ class Bee:
         ``partitions``, so a single query still uses every core, within this bee's memory —
         but no more than one per PARTITION_MIN of budget: each partition has its own buffers
         and slice of the pool, and a small bee split in two spills twice as much (a sort in
-        two 8 MiB halves of a 16 MiB pool cannot merge its runs at all).
+        two 8 MiB halves of a 16 MiB pool cannot merge its runs at all). ``reach`` gives the
+        context the storage root's object store (on S3), also for a sealed child's run.
         """
         partitions = max(1, min(partitions, self.memory_budget // PARTITION_MIN))
+        self._partitions, self._reach = partitions, reach
         config = (config or SessionConfig()).with_target_partitions(partitions)
         config = config.set(
             "datafusion.execution.sort_spill_reservation_bytes",
@@ -210,6 +228,8 @@ class Bee:
         before = set(self._runtime_dirs())
         context = SessionContext(config, runtime)
         self._runtimes += [d for d in self._runtime_dirs() if d not in before]
+        if reach is not None:
+            register_object_store(context, reach.location, reach.credentials)
         return context
 
     def _runtime_dirs(self) -> list[Path]:
@@ -261,11 +281,33 @@ class Bee:
     def _run(self, df: DataFrame, keep: Callable[[pa.RecordBatch], None]) -> None:
         self.check_deadline()
         try:
-            asyncio.run(self._drain(df, keep))
+            op = unstoppable(df)
+            if op and self.seal and (plan := plan_bytes(df)) is not None:
+                log.info("task %r: %s runs in a sealed child (killable)", self.task, op)
+                self._run_sealed(plan, keep)
+            else:
+                # Once stopped, it may work on for a long while: the drain waits for it.
+                self.slow_to_stop = op is not None
+                asyncio.run(self._drain(df, keep))
         except Exception as exc:
             if "Resources exhausted" in str(exc):
                 raise self._memory_error(str(exc)) from None
             raise
+
+    def _run_sealed(self, plan: bytes, keep: Callable[[pa.RecordBatch], None]) -> None:
+        """Run ``plan`` in a child process (see :mod:`apiary.runtime.sealed`), killed when the
+        task stops for any reason, so no work outlives it."""
+        job = job_for(plan, self.memory_budget, self._partitions, self.spill_dir, self._reach)
+        sealed = Sealed(job, plan)
+        self.sealed = sealed
+        try:
+            for batch in sealed.batches(self.check_deadline, POLL):
+                keep(batch)
+                del batch
+                self.check_deadline()
+        finally:
+            sealed.kill()
+            self.sealed = None
 
     async def _drain(self, df: DataFrame, keep: Callable[[pa.RecordBatch], None]) -> None:
         # Through the async interface because a blocking next() cannot be interrupted: a sort
@@ -342,6 +384,7 @@ class Bee:
         self.started = self._clock()
         self.result_bytes = 0
         self._cancel = None
+        self.slow_to_stop = False
         self._attempt += 1
         return self._attempt
 
@@ -573,7 +616,7 @@ class BeePool:
         """The error that stops a task while the whole process is above its memory ceiling."""
         if self.memory_limit is None:
             return None
-        used = _private_memory(self._process)
+        used = self._used_memory()
         if used <= self.memory_limit:
             return None
         return MemoryExceededError(
@@ -582,6 +625,13 @@ class BeePool:
             "pools account for: results, Arrow buffers, aggregates such as array_agg); make "
             "the query lighter (a LIMIT, a more selective WHERE, fewer GROUP BY keys) or give "
             "the node more memory (memory_mb)"
+        )
+
+    def _used_memory(self) -> int:
+        """The private memory of this process and of the bees' sealed children."""
+        children = [b.sealed for b in self.bees]
+        return _private_memory(self._process) + sum(
+            c.private_memory() for c in children if c is not None
         )
 
     def _cancel(self, bee: Bee, token: int, error: BaseException) -> None:
@@ -612,6 +662,8 @@ class BeePool:
             if not self._wait_released(bee, QUICK_RELEASE):
                 outcome.done.set()
                 limit = RELEASE_GRACE if outcome.error is None else self.task_timeout
+                if bee.slow_to_stop:  # a nested loop over in-memory input: minutes, not seconds
+                    limit = max(limit, SLOW_DRAIN)
                 if not self._wait_released(bee, max(RELEASE_GRACE, limit)):
                     log.warning(
                         "bee %d: DataFusion still holds the runtime of task %r after it "
@@ -680,7 +732,7 @@ class BeePool:
         DataFusion does not account to the pool). ``spilled_bytes`` is exact: the bytes now in
         the bee's spill folder.
         """
-        used = _private_memory(self._process)
+        used = self._used_memory()
         spilled = [b.spilled_bytes() for b in self.bees]
         with self._lock:
             now = self._clock()

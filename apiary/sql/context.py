@@ -23,11 +23,23 @@ from apiary.storage import Location
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class Reach:
+    """Where the cells a plan scans live: the storage root and its S3 credentials, if any."""
+
+    location: Location
+    credentials: dict[str, str] | None = None
+
+
 class Chamber(Protocol):
     """One bee: a DataFusion context within its memory budget, and a deadline-bound collect."""
 
     def context(
-        self, config: SessionConfig | None = None, *, partitions: int = 1
+        self,
+        config: SessionConfig | None = None,
+        *,
+        partitions: int = 1,
+        reach: Reach | None = None,
     ) -> SessionContext: ...
 
     def collect(self, df: DataFrame, *, limit_result: bool = True) -> pa.Table: ...

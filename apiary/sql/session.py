@@ -23,7 +23,14 @@ from apiary.cells.types import column_notes
 from apiary.errors import ApiaryError, SqlError
 from apiary.frame import Frame
 from apiary.sql import statements
-from apiary.sql.context import Decision, PinnedFrame, PlannedQuery, ResultSink, SqlContext
+from apiary.sql.context import (
+    Decision,
+    PinnedFrame,
+    PlannedQuery,
+    Reach,
+    ResultSink,
+    SqlContext,
+)
 from apiary.sql.messages import execution_error, planning_error
 from apiary.sql.plan import scans
 from apiary.sql.planning import PlanningHive
@@ -34,7 +41,6 @@ from apiary.sql.sources import (
     frame_table,
     plain_schema,
     plain_types,
-    register_object_store,
     register_table,
     scratch_folder,
 )
@@ -288,8 +294,9 @@ class SqlSession:
 
         def run(bee: Any) -> pa.Table | None:
             # Inside a bee: its memory budget and spill folder, and the task deadline.
-            execution = bee.context(self._config(), partitions=pool.size)
-            register_object_store(execution, location, credentials)
+            execution = bee.context(
+                self._config(), partitions=pool.size, reach=Reach(location, credentials)
+            )
             for p in pinned:
                 table = frame_table(execution, p.frame, p.pruned.kept, scratch)
                 register_table(execution, p.hive, p.box, p.table, table)

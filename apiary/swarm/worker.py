@@ -18,6 +18,7 @@ from apiary.errors import ApiaryError, NotFoundError, SerializationError, SqlErr
 from apiary.ledger import CellMeta
 from apiary.runtime.bees import BeePool
 from apiary.runtime.cache import CellCache
+from apiary.sql.context import Reach
 from apiary.sql.readonly import READ_ONLY, plan_read_only
 from apiary.sql.sources import (
     frame_table,
@@ -243,11 +244,16 @@ class Worker:
         try:
             check_fragment(manifest)  # before any cell is fetched or any bee is taken
             config = SessionConfig().with_default_catalog_and_schema(*manifest.defaults)
+            reach = Reach(self.storage.location, self.credentials)
             if self.pool is None:
-                result = self._execute(manifest, task, SessionContext(config))
+                ctx = SessionContext(config)
+                register_object_store(ctx, reach.location, reach.credentials)
+                result = self._execute(manifest, task, ctx)
             else:
                 result = self.pool.run(
-                    lambda bee: self._execute(manifest, task, bee.context(config), bee.collect),
+                    lambda bee: self._execute(
+                        manifest, task, bee.context(config, reach=reach), bee.collect
+                    ),
                     name=f"task {task.task_id} of query {manifest.query_id[:8]}",
                     retry=False,  # the coordinator retries elsewhere
                     cancel=cancel,
@@ -274,7 +280,6 @@ class Worker:
         ctx: SessionContext,
         collect: Callable[[DataFrame], pa.Table] = lambda df: df.to_arrow_table(),
     ) -> pa.Table:
-        register_object_store(ctx, self.storage.location, self.credentials)
         parent = self.cache.folder / "scratch" if self.cache is not None else None
         with scratch_folder(self.storage.location, parent) as scratch:
             # Whole cells through the node's cache, if it has one, linked into one folder;

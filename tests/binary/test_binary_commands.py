@@ -59,6 +59,17 @@ def test_demo_then_sql_reads_the_demo_frame(frozen, demo_root: Path) -> None:
     ]
 
 
+def test_a_join_on_no_equality_runs_in_a_sealed_child(frozen, demo_root: Path) -> None:
+    # Such a join runs in `apiary _sealed`, the frozen program started again by itself.
+    query = (
+        "SELECT count(*) AS n FROM demo.sensors.readings a JOIN demo.sensors.readings b "
+        "ON a.temperature + b.temperature < -1000"
+    )
+    run = frozen("-v", "sql", "--storage", str(demo_root), query, "--format", "csv")
+    assert run.stdout.splitlines() == ['"n"', "0"]
+    assert "NestedLoopJoinExec runs in a sealed child" in run.stderr
+
+
 def test_shell_reads_statements_from_stdin(frozen, demo_root: Path) -> None:
     script = "USE demo.sensors;\nSELECT count(*) * 7 AS n\n  FROM readings;\n"
     out = frozen("shell", "--storage", str(demo_root), input=script).stdout
