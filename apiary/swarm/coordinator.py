@@ -75,16 +75,24 @@ def assign(
     for cell in sorted(cells, key=lambda c: c.path):
         buckets.setdefault(owner(cell), []).append(cell)
     total_bytes = sum(c.bytes for c in cells) or 1
-    groups: list[list[CellMeta]] = []
-    for bucket in buckets.values():
-        size = sum(c.bytes for c in bucket)
-        groups += _runs(bucket, max(1, round(count * size / total_bytes)))
-
-    load = dict.fromkeys(bees, 0)
     # No node takes more than its share of bees (rounded up): the cache decides *which* tasks
     # a node gets, not that a node with a warm cache gets them all.
     total = sum(bees.values())
     share = {n: -(-count * bees[n] // total) for n in bees}
+    # When every node caches some of the cells, a node's cells make at most its share of tasks
+    # (bigger ones), so that no task goes to a node without its cells merely because rounding
+    # gave the bucket one task too many. A node caching none of them gets its work from the
+    # tasks the others cannot take, so then buckets are not capped.
+    everyone_warm = all(owned in buckets for owned in bees)
+    groups: list[list[CellMeta]] = []
+    for owned, bucket in buckets.items():
+        size = sum(c.bytes for c in bucket)
+        runs = max(1, round(count * size / total_bytes))
+        if everyone_warm and owned in share:
+            runs = min(runs, share[owned])
+        groups += _runs(bucket, runs)
+
+    load = dict.fromkeys(bees, 0)
     plan = Plan()
     for i, group in enumerate(g for g in groups if g):
         paths = {f"{prefix}/{c.path}" if prefix else c.path for c in group}

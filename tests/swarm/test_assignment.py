@@ -37,3 +37,15 @@ def test_cached_cells_attract_their_tasks_without_starving_a_cold_node() -> None
         len({c.path for c in t.cells} & cached_by_a) for t in plan.tasks if t.node == "b"
     )
     assert a_overlap > b_overlap  # a gets the tasks whose cells it holds
+
+
+def test_when_every_node_caches_some_cells_every_task_goes_to_its_cells() -> None:
+    """Uneven caches (a first run's tasks were uneven): a node's cells make at most its share of
+    tasks, so none of them spills over to a node that would have to download them."""
+    cached = {"a": CELLS[:6], "b": CELLS[6:9], "c": CELLS[9:]}
+    nodes = [node(n, 2, [f"h/b/f/{c.path}" for c in cells]) for n, cells in cached.items()]
+    plan = assign(CELLS, nodes, prefix="h/b/f")
+    assert plan.cached_tasks == len(plan.tasks)
+    assert set(plan.per_node()) == {"a", "b", "c"}
+    assert all(n <= 2 for n in plan.per_node().values())
+    assert sorted(c.path for t in plan.tasks for c in t.cells) == sorted(c.path for c in CELLS)
