@@ -427,6 +427,44 @@ class Apiary:
         """The frame as a ``pyarrow.Table``, at its latest version or at ``version``."""
         return self.frame(hive, box, frame).read(partition_filter, columns, version, self.fetch)
 
+    # -- row-level changes (copy-on-write; see README "Changing rows") ------------------------
+
+    def delete_rows(self, hive: str, box: str, frame: str, where: str) -> dict[str, Any]:
+        """Delete the rows for which the SQL condition ``where`` is true, in one commit."""
+        from apiary.changes import delete_rows
+
+        return delete_rows(self._rewriter(hive, box, frame), where).to_dict()
+
+    def update_rows(
+        self,
+        hive: str,
+        box: str,
+        frame: str,
+        set: Mapping[str, str],
+        where: str | None = None,
+    ) -> dict[str, Any]:
+        """Set ``{column: SQL expression}`` on the rows matching ``where`` (every row: None)."""
+        from apiary.changes import update_rows
+
+        return update_rows(self._rewriter(hive, box, frame), set, where).to_dict()
+
+    def upsert(
+        self, hive: str, box: str, frame: str, data: object, on: Sequence[str]
+    ) -> dict[str, Any]:
+        """Replace the rows whose ``on`` keys appear in ``data``; append data's other rows."""
+        from apiary.changes import upsert
+
+        return upsert(self._rewriter(hive, box, frame), data, on).to_dict()
+
+    def _rewriter(self, hive: str, box: str, frame: str) -> Any:
+        from apiary.changes import Rewriter
+
+        handle = self.frame(hive, box, frame)
+        self.colony.admit_write()  # a hot node makes writers wait a little (bounded)
+        return Rewriter(
+            handle, self.pool, self.sizing, self.settings.max_partitions, fetch=self.fetch
+        )
+
     @property
     def fetch(self) -> Callable[[str], bytes | Path] | None:
         """How cells are read: through the cell cache on remote roots, else straight."""
