@@ -51,6 +51,7 @@ HIT = "__apiary_hit"  # generated column names; frame columns never start with "
 ROW = "__apiary_row"
 RETRIES = 5  # rounds after a WriteConflictError before giving up
 IN_LIST_MAX = 256  # distinct partition keys an upsert prunes by exactly (beyond: min / max)
+READ_ONLY_NOTE = " (only read-only queries run here)"  # said by plan_read_only; noise here
 
 Fetch = Callable[[str], bytes | Path] | None
 
@@ -270,8 +271,8 @@ def _plan(ctx: SessionContext, sql: str, what: str) -> DataFrame:
     except SqlError as exc:
         text = str(exc)
         if "No field named" in text:
-            raise SchemaError(f"{what}: {text}") from None
-        raise SqlError(f"{what}: {text}") from None
+            raise SchemaError(f"{what}: {text.replace(READ_ONLY_NOTE, '')}") from None
+        raise SqlError(f"{what}: {text.replace(READ_ONLY_NOTE, '')}") from None
 
 
 def _predicate_text(where: str) -> str:

@@ -518,6 +518,7 @@ class Apiary:
             credentials=self._credentials,
             admit=lambda: self.colony.admit_query(),
             distributor=distributor,
+            changes=_SqlChanges(self),
         )
 
     @property
@@ -754,6 +755,25 @@ class Apiary:
             self._frames.pop((hive, box, frame), None)
             for obj in self.storage.list(f"{hive}/{box}/{frame}"):
                 self.storage.delete(obj.path)
+
+
+class _SqlChanges:
+    """DELETE / UPDATE / INSERT of ``sql()``: the SDK's own calls (sql.context.FrameChanges)."""
+
+    def __init__(self, ap: Apiary) -> None:
+        self.ap = ap
+
+    def delete(self, hive: str, box: str, frame: str, where: str) -> dict[str, Any]:
+        return self.ap.delete_rows(hive, box, frame, where)
+
+    def update(
+        self, hive: str, box: str, frame: str, assignments: dict[str, str], where: str | None
+    ) -> dict[str, Any]:
+        return self.ap.update_rows(hive, box, frame, assignments, where)
+
+    def insert(self, hive: str, box: str, frame: str, table: pa.Table) -> dict[str, Any]:
+        written = self.ap.write_to_frame(hive, box, frame, table)
+        return {**written, "rows_inserted": written["rows_written"]}
 
 
 def _node_status(view: NodeView) -> dict[str, Any]:

@@ -112,6 +112,20 @@ class Distributor(Protocol):
     ) -> pa.Table: ...
 
 
+class FrameChanges(Protocol):
+    """Row-changing statements (DELETE, UPDATE, INSERT), done by the node's own SDK calls.
+
+    Each returns the SDK's report of the one commit it made (``version``, ``rows_*``, ...)."""
+
+    def delete(self, hive: str, box: str, frame: str, where: str) -> dict[str, Any]: ...
+
+    def update(
+        self, hive: str, box: str, frame: str, assignments: dict[str, str], where: str | None
+    ) -> dict[str, Any]: ...
+
+    def insert(self, hive: str, box: str, frame: str, table: pa.Table) -> dict[str, Any]: ...
+
+
 @dataclass
 class SqlContext:
     """Everything :class:`~apiary.sql.session.SqlSession` uses of the node it runs in."""
@@ -123,3 +137,4 @@ class SqlContext:
     credentials: dict[str, str] | None = None
     admit: Callable[[], None] = lambda: None  # raises when the node is too hot for a query
     distributor: Distributor | None = None
+    changes: FrameChanges | None = None  # None: DELETE / UPDATE / INSERT are refused

@@ -38,7 +38,16 @@ from apiary.sql.sources import (
     register_table,
     scratch_folder,
 )
-from apiary.sql.statements import Describe, Query, Show, Use, split_version
+from apiary.sql.statements import (
+    Delete,
+    Describe,
+    Insert,
+    Query,
+    Show,
+    Update,
+    Use,
+    split_version,
+)
 
 
 @dataclass
@@ -87,6 +96,8 @@ class SqlSession:
             result = self._show(statement)
         elif isinstance(statement, Describe):
             result = self._describe(statement)
+        elif isinstance(statement, Delete | Update | Insert):
+            result = self._change(statement, cancel)
         else:
             result = self._query(statement, cancel)
             assert result is not None  # without a sink the result comes back whole
@@ -201,6 +212,45 @@ class SqlSession:
             return self._need_hive(f"hive.{parts[0]}.{parts[1]}"), parts[0], parts[1]
         box = self.box or _fail(f"USE BOX first, or write hive.box.{parts[0]}")
         return self._need_hive("hive.box.frame"), box, parts[0]
+
+    # -- row changes ---------------------------------------------------------------------------
+
+    def _change(
+        self, statement: Delete | Update | Insert, cancel: threading.Event | None
+    ) -> pa.Table:
+        """DELETE / UPDATE / INSERT through the node's SDK calls: a one-row report."""
+        changes = self.context.changes
+        if changes is None:
+            raise SqlError("this SQL session cannot change frames; use the SDK's calls")
+        parts, version = statements.split_name(statement.target)
+        if version is not None:
+            raise SqlError(
+                f"{statement.target}: old versions cannot be changed; drop the @v suffix"
+            )
+        hive, box, name = self._resolve(parts)
+        frame = self._frame(hive, box, name)  # EntityNotFoundError names what is missing
+        if isinstance(statement, Delete):
+            done = changes.delete(hive, box, name, statement.where or "TRUE")
+            keys = ("rows_deleted", "cells_removed", "cells_added", "version")
+        elif isinstance(statement, Update):
+            assignments = dict(statement.assignments)
+            if len(assignments) < len(statement.assignments):
+                raise SqlError("UPDATE ... SET names a column more than once")
+            done = changes.update(hive, box, name, assignments, statement.where)
+            keys = ("rows_updated", "cells_removed", "cells_added", "version")
+        else:
+            data = self._query(Query(statement.query), cancel)
+            assert data is not None
+            names = list(statement.columns or frame.schema.names)
+            if data.num_columns != len(names):
+                raise SqlError(
+                    f"INSERT INTO {frame.full_name}: the query gives {data.num_columns} "
+                    f"column(s) for {len(names)} ({', '.join(names)}); list the columns: "
+                    "INSERT INTO frame (a, b) SELECT ..."
+                )
+            done = changes.insert(hive, box, name, data.rename_columns(names))
+            keys = ("rows_inserted", "version")
+        return pa.table({key: [done[key]] for key in keys})
 
     # -- queries -------------------------------------------------------------------------------
 
