@@ -272,7 +272,10 @@ def _plan(ctx: SessionContext, sql: str, what: str) -> DataFrame:
         text = str(exc)
         if "No field named" in text:
             raise SchemaError(f"{what}: {text.replace(READ_ONLY_NOTE, '')}") from None
-        raise SqlError(f"{what}: {text.replace(READ_ONLY_NOTE, '')}") from None
+        hint = ""
+        if "not found" in text:
+            hint = "; conditions and SET expressions see only the frame's columns, no other table"
+        raise SqlError(f"{what}: {text.replace(READ_ONLY_NOTE, '')}{hint}") from None
 
 
 def _predicate_text(where: str) -> str:
