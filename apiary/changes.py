@@ -234,6 +234,57 @@ def upsert(rw: Rewriter, data: object, on: Sequence[str]) -> ChangeOutcome:
     return outcome
 
 
+class Appender:
+    """Rows arriving batch by batch (``INSERT INTO f SELECT ...``): checked and cut into cells
+    as they come, so no more than about one cell of them is held, and committed as ONE
+    ``add_cells`` version by :meth:`commit`. :meth:`abort` deletes what was uploaded."""
+
+    def __init__(self, frame: Frame, sizing: CellSizing, max_partitions: int) -> None:
+        self.frame, self.sizing, self.max_partitions = frame, sizing, max_partitions
+        self.started = time.perf_counter()
+        self.pending: list[pa.RecordBatch] = []
+        self.pending_bytes = 0
+        self.cells: list[CellMeta] = []
+        self.rows = 0
+
+    def put(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows:
+            self.pending.append(batch)
+            self.pending_bytes += batch.nbytes
+            if self.pending_bytes >= self.sizing.target_bytes:
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        frame = self.frame
+        table = conform(pa.Table.from_batches(self.pending), frame.schema, frame.partition_by)
+        self.pending, self.pending_bytes = [], 0
+        self.cells += write_cells(
+            frame.storage, frame.prefix, table, frame.partition_by, self.sizing, self.max_partitions
+        )
+        self.rows += table.num_rows
+
+    def commit(self) -> dict[str, Any]:
+        self._flush()
+        if self.cells:
+            version = self.frame.ledger.commit("add_cells", self.cells).version
+        else:
+            version = self.frame.ledger.latest().version
+        return {
+            "version": version,
+            "rows_inserted": self.rows,
+            "cells_added": len(self.cells),
+            "bytes_written": sum(cell.bytes for cell in self.cells),
+            "duration_ms": round((time.perf_counter() - self.started) * 1000, 3),
+        }
+
+    def abort(self) -> None:
+        self.pending.clear()
+        _discard(self.frame, self.cells)
+        self.cells = []
+
+
 # -- validation -----------------------------------------------------------------------------------
 
 

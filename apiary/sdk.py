@@ -487,10 +487,15 @@ class Apiary:
 
     def sql_session(self, hive: str | None = None, box: str | None = None) -> SqlSession:
         """A SQL session of its own (its own USE, starting at ``hive``/``box``) on this node's
-        bees: for a server answering many clients at once (``apiary node --serve``)."""
+        bees: for a server answering many clients at once (``apiary node --serve``).
+
+        Read-only: DELETE / UPDATE / INSERT are refused there (a served node's clients query;
+        changing rows stays with the SDK and ``apiary sql`` of someone holding the root)."""
         from apiary.sql.session import SqlSession
 
-        session = SqlSession(self._sql_context())
+        context = self._sql_context()
+        context.changes = None
+        session = SqlSession(context)
         session.hive, session.box = hive, box
         return session
 
@@ -771,9 +776,12 @@ class _SqlChanges:
     ) -> dict[str, Any]:
         return self.ap.update_rows(hive, box, frame, assignments, where)
 
-    def insert(self, hive: str, box: str, frame: str, table: pa.Table) -> dict[str, Any]:
-        written = self.ap.write_to_frame(hive, box, frame, table)
-        return {**written, "rows_inserted": written["rows_written"]}
+    def appender(self, hive: str, box: str, frame: str) -> Any:
+        from apiary.changes import Appender
+
+        handle = self.ap.frame(hive, box, frame)
+        self.ap.colony.admit_write()
+        return Appender(handle, self.ap.sizing, self.ap.settings.max_partitions)
 
 
 def _node_status(view: NodeView) -> dict[str, Any]:

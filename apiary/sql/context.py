@@ -123,7 +123,17 @@ class FrameChanges(Protocol):
         self, hive: str, box: str, frame: str, assignments: dict[str, str], where: str | None
     ) -> dict[str, Any]: ...
 
-    def insert(self, hive: str, box: str, frame: str, table: pa.Table) -> dict[str, Any]: ...
+    def appender(self, hive: str, box: str, frame: str) -> RowAppender:
+        """Where INSERT's rows go, batch by batch, before its one commit."""
+        ...
+
+
+class RowAppender(Protocol):
+    def put(self, batch: pa.RecordBatch) -> None: ...
+
+    def commit(self) -> dict[str, Any]: ...  # one commit of every row put; ``rows_inserted``
+
+    def abort(self) -> None: ...  # nothing is committed; uploads are deleted
 
 
 @dataclass

@@ -23,7 +23,14 @@ from apiary.cells.types import column_notes
 from apiary.errors import ApiaryError, SqlError
 from apiary.frame import Frame
 from apiary.sql import statements
-from apiary.sql.context import Decision, PinnedFrame, PlannedQuery, ResultSink, SqlContext
+from apiary.sql.context import (
+    Decision,
+    PinnedFrame,
+    PlannedQuery,
+    ResultSink,
+    RowAppender,
+    SqlContext,
+)
 from apiary.sql.messages import execution_error, planning_error
 from apiary.sql.plan import scans
 from apiary.sql.planning import PlanningHive
@@ -221,7 +228,10 @@ class SqlSession:
         """DELETE / UPDATE / INSERT through the node's SDK calls: a one-row report."""
         changes = self.context.changes
         if changes is None:
-            raise SqlError("this SQL session cannot change frames; use the SDK's calls")
+            raise SqlError(
+                "this SQL session only reads (a served node); change rows with the SDK's "
+                "delete_rows / update_rows / upsert / write_to_frame, or `apiary sql` on the root"
+            )
         parts, version = statements.split_name(statement.target)
         if version is not None:
             raise SqlError(
@@ -239,17 +249,20 @@ class SqlSession:
             done = changes.update(hive, box, name, assignments, statement.where)
             keys = ("rows_updated", "cells_removed", "cells_added", "version")
         else:
-            data = self._query(Query(statement.query), cancel)
-            assert data is not None
             names = list(statement.columns or frame.schema.names)
-            if data.num_columns != len(names):
-                raise SqlError(
-                    f"INSERT INTO {frame.full_name}: the query gives {data.num_columns} "
-                    f"column(s) for {len(names)} ({', '.join(names)}); list the columns: "
-                    "INSERT INTO frame (a, b) SELECT ..."
-                )
-            done = changes.insert(hive, box, name, data.rename_columns(names))
-            keys = ("rows_inserted", "version")
+            appender = changes.appender(hive, box, name)
+            sink = _Inserting(appender, names, frame.full_name)
+            try:
+                whole = self._query(Query(statement.query), cancel, sink)
+                if whole is not None:  # answered whole (a query the swarm shared)
+                    sink.start(whole.schema)
+                    for batch in whole.to_batches():
+                        sink.put(batch, lambda: None)
+                done = appender.commit()
+            except BaseException:
+                appender.abort()
+                raise
+            keys = ("rows_inserted", "cells_added", "version")
         return pa.table({key: [done[key]] for key in keys})
 
     # -- queries -------------------------------------------------------------------------------
@@ -374,6 +387,27 @@ class SqlSession:
                 "plan": lines + plan.column("plan").to_pylist(),
             }
         )
+
+
+@dataclass
+class _Inserting:
+    """INSERT's query result, streamed from the bee into the frame's appender by position."""
+
+    appender: RowAppender
+    names: list[str]
+    frame: str
+
+    def start(self, schema: pa.Schema) -> None:
+        if len(schema) != len(self.names):
+            raise SqlError(
+                f"INSERT INTO {self.frame}: the query gives {len(schema)} column(s) for "
+                f"{len(self.names)} ({', '.join(self.names)}); list the columns: "
+                "INSERT INTO frame (a, b) SELECT ..."
+            )
+
+    def put(self, batch: pa.RecordBatch, check: Callable[[], None]) -> None:
+        self.appender.put(pa.RecordBatch.from_arrays(batch.columns, names=self.names))
+        check()
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from apiary import Apiary, EntityNotFoundError, SchemaError, SqlError
@@ -93,9 +94,8 @@ def test_delete_update_insert_in_sql(ap: Apiary) -> None:
     copied = ap.sql(
         "INSERT INTO temps (id, region) SELECT id + 100, 'west' FROM temps WHERE id < 2"
     )
-    assert copied.to_pylist() == [
-        {"rows_inserted": 2, "version": copied.column("version")[0].as_py()}
-    ]
+    assert copied.column_names == ["rows_inserted", "cells_added", "version"]
+    assert copied.to_pylist()[0]["rows_inserted"] == 2
     rows = {r["id"]: r for r in _rows(ap)}
     assert sorted(rows) == [0, 1, 2, 3, 4, 5, 6, 7, 20, 21, 100, 101]
     assert rows[2] == {"id": 2, "region": "north", "temp": 20.0, "note": "checked; ok"}
@@ -104,6 +104,36 @@ def test_delete_update_insert_in_sql(ap: Apiary) -> None:
     # the old version still reads the old rows
     first = ap.sql('SELECT count(*) AS n FROM "temps@v1"').column("n")[0].as_py()
     assert first == 10
+
+
+def test_insert_select_streams_a_result_larger_than_a_bee_into_one_commit(tmp_path) -> None:
+    with Apiary("test", str(tmp_path / "root"), join_swarm=False) as ap:
+        ap.settings.memory_per_bee = 16 << 20  # before the bees exist
+        ap.create_hive("h")
+        ap.create_box("h", "b")
+        for name in ("src", "copy"):
+            ap.create_frame("h", "b", name, {"id": "int64", "text": "string"})
+        ids = pa.array(range(400_000), pa.int64())
+        text = pc.binary_join_element_wise(
+            "a reading that is long enough ", ids.cast(pa.string()), ""
+        )
+        ap.write_to_frame("h", "b", "src", pa.table({"id": ids, "text": text}))
+        with pytest.raises(Exception, match="larger than bee"):  # collected whole, it cannot fit
+            ap.sql("SELECT * FROM h.b.src")
+        done = ap.sql("INSERT INTO h.b.copy SELECT * FROM h.b.src").to_pylist()[0]
+        assert done["rows_inserted"] == 400_000 and done["cells_added"] >= 2
+        assert [v["version"] for v in ap.frame_history("h", "b", "copy")] == [0, 1]
+        n = ap.sql("SELECT count(DISTINCT id) AS n FROM h.b.copy").column("n")[0].as_py()
+        assert n == 400_000
+
+
+def test_a_failing_insert_commits_and_leaves_nothing(ap: Apiary) -> None:
+    frame = ap.frame("farm", "sensors", "temps")
+    files = {o.path for o in ap.storage.list(frame.prefix)}
+    with pytest.raises(SchemaError):  # the second row does not fit: nothing of the first stays
+        ap.sql("INSERT INTO farm.sensors.temps (id, region) VALUES (50, 'x'), (NULL, 'y')")
+    assert {o.path for o in ap.storage.list(frame.prefix)} == files
+    assert len(_rows(ap)) == 10
 
 
 def test_delete_without_where_deletes_every_row(ap: Apiary) -> None:
@@ -169,3 +199,10 @@ def test_apiary_sql_prints_the_counts(tmp_path) -> None:
     assert left == 1500  # two batches of 1000 rows, spread evenly over four regions
     refused = run_apiary("sql", f"COPY {table} TO 'x.csv'", "--storage", root)
     assert refused.returncode != 0 and "read_from_frame" in refused.stderr
+
+
+def test_a_served_nodes_sessions_only_read(ap: Apiary) -> None:
+    session = ap.sql_session("farm", "sensors")
+    with pytest.raises(SqlError, match="only reads"):
+        session.execute("DELETE FROM temps")
+    assert session.execute("SELECT count(*) AS n FROM temps").column("n")[0].as_py() == 10
