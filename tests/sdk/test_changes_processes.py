@@ -71,6 +71,7 @@ def test_a_delete_racing_four_appending_processes(storage: str) -> None:
     _start([*writers, deleter])
     acked = [ack for proc in writers for ack in finish(proc, timeout=120)]
     deletes = finish(deleter, timeout=120)
+    print("\ndelete attempts:", [d["attempts"] for d in deletes])
     assert len(acked) == 32 and len(deletes) == 4
     assert sum(d["rows_deleted"] for d in deletes) == OLD_ROWS
     rows = _read(storage)
@@ -86,6 +87,7 @@ def test_two_processes_updating_the_same_cells_lose_no_update(storage: str) -> N
     _start([*changers, writer])
     updates = [u for proc in changers for u in finish(proc, timeout=120)]
     finish(writer, timeout=120)
+    print("\nupdate attempts:", [u["attempts"] for u in updates])
     assert len(updates) == 6 and all(u["rows_updated"] == OLD_ROWS for u in updates)
     rows = _read(storage).to_pylist()
     old = [r for r in rows if r["writer"] == 99]
