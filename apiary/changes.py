@@ -43,6 +43,7 @@ from apiary.sql.plan import scans
 from apiary.sql.pruning import Cmp, InList, Predicate, prune
 from apiary.sql.readonly import plan_read_only
 from apiary.sql.sources import placeholder, plain_types
+from apiary.sql.statements import balanced
 
 log = logging.getLogger("apiary.changes")
 
@@ -332,13 +333,22 @@ def _plan(ctx: SessionContext, sql: str, what: str) -> DataFrame:
 def _predicate_text(where: str) -> str:
     if not isinstance(where, str) or not where.strip():
         raise SqlError("give the rows to change as a SQL condition, e.g. where=\"device = 'd7'\"")
-    return where.strip()
+    return _one_expression(where.strip(), "where")
 
 
 def _expression_text(expr: object, column: str) -> str:
     if not isinstance(expr, str) or not expr.strip():
         raise SqlError(f"SET {column}: give a SQL expression as a string, e.g. '{column} * 2'")
-    return expr.strip()
+    return _one_expression(expr.strip(), f"SET {column}")
+
+
+def _one_expression(text: str, what: str) -> str:
+    if not balanced(text):
+        raise SqlError(
+            f"{what}: {text[:80]!r} is not one expression (unpaired quotes or parentheses, a "
+            "comment or ';'); write a single SQL expression"
+        )
+    return text
 
 
 def _fit_values(values: pa.ChunkedArray, target: pa.Field, mask: pa.ChunkedArray) -> pa.Array:

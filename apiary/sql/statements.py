@@ -218,6 +218,29 @@ def _top_level(text: str) -> list[bool]:
     return flags
 
 
+def balanced(text: str) -> bool:
+    """Is ``text`` one piece of SQL: quotes closed, parentheses paired (never closing one not
+    open), and no ';' or comment outside quotes?
+
+    A condition or SET expression is pasted into generated SQL inside parentheses, so one that
+    is not (``x) OR (TRUE``, ``x --``) could change what the generated SQL means."""
+    depth, quote = 0, ""
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                return False
+        elif ch == ";" or text[i : i + 2] in ("--", "/*"):
+            return False
+    return depth == 0 and not quote
+
+
 def _find_keyword(text: str, word: str) -> int | None:
     """Where ``word`` (a whole word, any case) first stands outside quotes and parentheses."""
     top = _top_level(text)

@@ -151,6 +151,9 @@ def test_losing_every_race_raises_and_leaves_no_cells_behind(ap: Apiary, tmp_pat
         (lambda ap: ap.delete_rows("h", "b", "f", "nope = 1"), SchemaError, "nope"),
         (lambda ap: ap.delete_rows("h", "b", "f", "id + 1"), SqlError, "boolean"),
         (lambda ap: ap.delete_rows("h", "b", "f", ""), SqlError, "condition"),
+        (lambda ap: ap.delete_rows("h", "b", "f", "id < 0) OR (TRUE"), SqlError, "one expr"),
+        (lambda ap: ap.delete_rows("h", "b", "f", "id < 0 --"), SqlError, "one expression"),
+        (lambda ap: ap.update_rows("h", "b", "f", {"grp": "1) + (2"}), SqlError, "one expr"),
         (
             lambda ap: ap.delete_rows("h", "b", "f", "id IN (SELECT id FROM h.b.f)"),
             SqlError,
