@@ -30,7 +30,8 @@ BLOCKED = {
 
 _NAME = r"[A-Za-z][A-Za-z0-9_]*"
 _QUALIFIED = rf'(?:{_NAME}\.){{0,2}}(?:{_NAME}|"[^"]+")'
-_COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
+# Comments, skipping quoted text: a '--' inside a string literal is data, not a comment.
+_COMMENTS = re.compile(r"('(?:[^']|'')*'|\"[^\"]*\")|--[^\n]*|/\*.*?\*/", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ _KINDS = {
 
 def strip(sql: str) -> str:
     """The statement without comments, surrounding space or a trailing ';'."""
-    text = _COMMENTS.sub(" ", sql).strip()
+    text = _COMMENTS.sub(lambda m: m[1] or " ", sql).strip()
     while text.endswith(";"):
         text = text[:-1].rstrip()
     return text

@@ -59,6 +59,10 @@ def _rows(ap: Apiary) -> list[dict]:
             Insert("h.b.f", ("a", "b"), "select x, y from g"),
         ),
         ("INSERT INTO f (SELECT 1)", Insert("f", None, "(SELECT 1)")),
+        (
+            "DELETE FROM f /* old */ WHERE note = '--x /* y */' -- the bad batch",
+            Delete("f", "note = '--x /* y */'"),
+        ),
     ],
 )
 def test_statements_are_cut_into_their_parts(sql: str, expected: object) -> None:
