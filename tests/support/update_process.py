@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import resource
 import sys
+from pathlib import Path
 
 from apiary import Apiary
 
@@ -19,7 +20,7 @@ def peak() -> int:
     """This process's peak RSS in bytes: VmHWM, which starts afresh at exec (ru_maxrss may
     carry the forking parent's peak over on Linux)."""
     try:
-        for line in open("/proc/self/status").read().splitlines():
+        for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) * 1024
     except OSError:
