@@ -427,6 +427,44 @@ class Apiary:
         """The frame as a ``pyarrow.Table``, at its latest version or at ``version``."""
         return self.frame(hive, box, frame).read(partition_filter, columns, version, self.fetch)
 
+    # -- row-level changes (copy-on-write; see README "Changing rows") ------------------------
+
+    def delete_rows(self, hive: str, box: str, frame: str, where: str) -> dict[str, Any]:
+        """Delete the rows for which the SQL condition ``where`` is true, in one commit."""
+        from apiary.changes import delete_rows
+
+        return delete_rows(self._rewriter(hive, box, frame), where).to_dict()
+
+    def update_rows(
+        self,
+        hive: str,
+        box: str,
+        frame: str,
+        set: Mapping[str, str],
+        where: str | None = None,
+    ) -> dict[str, Any]:
+        """Set ``{column: SQL expression}`` on the rows matching ``where`` (every row: None)."""
+        from apiary.changes import update_rows
+
+        return update_rows(self._rewriter(hive, box, frame), set, where).to_dict()
+
+    def upsert(
+        self, hive: str, box: str, frame: str, data: object, on: Sequence[str]
+    ) -> dict[str, Any]:
+        """Replace the rows whose ``on`` keys appear in ``data``; append data's other rows."""
+        from apiary.changes import upsert
+
+        return upsert(self._rewriter(hive, box, frame), data, on).to_dict()
+
+    def _rewriter(self, hive: str, box: str, frame: str) -> Any:
+        from apiary.changes import Rewriter
+
+        handle = self.frame(hive, box, frame)
+        self.colony.admit_write()  # a hot node makes writers wait a little (bounded)
+        return Rewriter(
+            handle, self.pool, self.sizing, self.settings.max_partitions, fetch=self.fetch
+        )
+
     @property
     def fetch(self) -> Callable[[str], bytes | Path] | None:
         """How cells are read: through the cell cache on remote roots, else straight."""
@@ -449,10 +487,15 @@ class Apiary:
 
     def sql_session(self, hive: str | None = None, box: str | None = None) -> SqlSession:
         """A SQL session of its own (its own USE, starting at ``hive``/``box``) on this node's
-        bees: for a server answering many clients at once (``apiary node --serve``)."""
+        bees: for a server answering many clients at once (``apiary node --serve``).
+
+        Read-only: DELETE / UPDATE / INSERT are refused there (a served node's clients query;
+        changing rows stays with the SDK and ``apiary sql`` of someone holding the root)."""
         from apiary.sql.session import SqlSession
 
-        session = SqlSession(self._sql_context())
+        context = self._sql_context()
+        context.changes = None
+        session = SqlSession(context)
         session.hive, session.box = hive, box
         return session
 
@@ -480,6 +523,7 @@ class Apiary:
             credentials=self._credentials,
             admit=lambda: self.colony.admit_query(),
             distributor=distributor,
+            changes=_SqlChanges(self),
         )
 
     @property
@@ -716,6 +760,28 @@ class Apiary:
             self._frames.pop((hive, box, frame), None)
             for obj in self.storage.list(f"{hive}/{box}/{frame}"):
                 self.storage.delete(obj.path)
+
+
+class _SqlChanges:
+    """DELETE / UPDATE / INSERT of ``sql()``: the SDK's own calls (sql.context.FrameChanges)."""
+
+    def __init__(self, ap: Apiary) -> None:
+        self.ap = ap
+
+    def delete(self, hive: str, box: str, frame: str, where: str) -> dict[str, Any]:
+        return self.ap.delete_rows(hive, box, frame, where)
+
+    def update(
+        self, hive: str, box: str, frame: str, assignments: dict[str, str], where: str | None
+    ) -> dict[str, Any]:
+        return self.ap.update_rows(hive, box, frame, assignments, where)
+
+    def appender(self, hive: str, box: str, frame: str) -> Any:
+        from apiary.changes import Appender
+
+        handle = self.ap.frame(hive, box, frame)
+        self.ap.colony.admit_write()
+        return Appender(handle, self.ap.sizing, self.ap.settings.max_partitions)
 
 
 def _node_status(view: NodeView) -> dict[str, Any]:

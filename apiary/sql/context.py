@@ -124,6 +124,30 @@ class Distributor(Protocol):
     ) -> pa.Table: ...
 
 
+class FrameChanges(Protocol):
+    """Row-changing statements (DELETE, UPDATE, INSERT), done by the node's own SDK calls.
+
+    Each returns the SDK's report of the one commit it made (``version``, ``rows_*``, ...)."""
+
+    def delete(self, hive: str, box: str, frame: str, where: str) -> dict[str, Any]: ...
+
+    def update(
+        self, hive: str, box: str, frame: str, assignments: dict[str, str], where: str | None
+    ) -> dict[str, Any]: ...
+
+    def appender(self, hive: str, box: str, frame: str) -> RowAppender:
+        """Where INSERT's rows go, batch by batch, before its one commit."""
+        ...
+
+
+class RowAppender(Protocol):
+    def put(self, batch: pa.RecordBatch) -> None: ...
+
+    def commit(self) -> dict[str, Any]: ...  # one commit of every row put; ``rows_inserted``
+
+    def abort(self) -> None: ...  # nothing is committed; uploads are deleted
+
+
 @dataclass
 class SqlContext:
     """Everything :class:`~apiary.sql.session.SqlSession` uses of the node it runs in."""
@@ -135,3 +159,4 @@ class SqlContext:
     credentials: dict[str, str] | None = None
     admit: Callable[[], None] = lambda: None  # raises when the node is too hot for a query
     distributor: Distributor | None = None
+    changes: FrameChanges | None = None  # None: DELETE / UPDATE / INSERT are refused

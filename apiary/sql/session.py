@@ -29,6 +29,7 @@ from apiary.sql.context import (
     PlannedQuery,
     Reach,
     ResultSink,
+    RowAppender,
     SqlContext,
 )
 from apiary.sql.messages import execution_error, planning_error
@@ -44,7 +45,16 @@ from apiary.sql.sources import (
     register_table,
     scratch_folder,
 )
-from apiary.sql.statements import Describe, Query, Show, Use, split_version
+from apiary.sql.statements import (
+    Delete,
+    Describe,
+    Insert,
+    Query,
+    Show,
+    Update,
+    Use,
+    split_version,
+)
 
 
 @dataclass
@@ -93,6 +103,8 @@ class SqlSession:
             result = self._show(statement)
         elif isinstance(statement, Describe):
             result = self._describe(statement)
+        elif isinstance(statement, Delete | Update | Insert):
+            result = self._change(statement, cancel)
         else:
             result = self._query(statement, cancel)
             assert result is not None  # without a sink the result comes back whole
@@ -207,6 +219,51 @@ class SqlSession:
             return self._need_hive(f"hive.{parts[0]}.{parts[1]}"), parts[0], parts[1]
         box = self.box or _fail(f"USE BOX first, or write hive.box.{parts[0]}")
         return self._need_hive("hive.box.frame"), box, parts[0]
+
+    # -- row changes ---------------------------------------------------------------------------
+
+    def _change(
+        self, statement: Delete | Update | Insert, cancel: threading.Event | None
+    ) -> pa.Table:
+        """DELETE / UPDATE / INSERT through the node's SDK calls: a one-row report."""
+        changes = self.context.changes
+        if changes is None:
+            raise SqlError(
+                "this SQL session only reads (a served node); change rows with the SDK's "
+                "delete_rows / update_rows / upsert / write_to_frame, or `apiary sql` on the root"
+            )
+        parts, version = statements.split_name(statement.target)
+        if version is not None:
+            raise SqlError(
+                f"{statement.target}: old versions cannot be changed; drop the @v suffix"
+            )
+        hive, box, name = self._resolve(parts)
+        frame = self._frame(hive, box, name)  # EntityNotFoundError names what is missing
+        if isinstance(statement, Delete):
+            done = changes.delete(hive, box, name, statement.where or "TRUE")
+            keys = ("rows_deleted", "cells_removed", "cells_added", "version")
+        elif isinstance(statement, Update):
+            assignments = dict(statement.assignments)
+            if len(assignments) < len(statement.assignments):
+                raise SqlError("UPDATE ... SET names a column more than once")
+            done = changes.update(hive, box, name, assignments, statement.where)
+            keys = ("rows_updated", "cells_removed", "cells_added", "version")
+        else:
+            names = list(statement.columns or frame.schema.names)
+            appender = changes.appender(hive, box, name)
+            sink = _Inserting(appender, names, frame.full_name)
+            try:
+                whole = self._query(Query(statement.query), cancel, sink)
+                if whole is not None:  # answered whole (a query the swarm shared)
+                    sink.start(whole.schema)
+                    for batch in whole.to_batches():
+                        sink.put(batch, lambda: None)
+                done = appender.commit()
+            except BaseException:
+                appender.abort()
+                raise
+            keys = ("rows_inserted", "cells_added", "version")
+        return pa.table({key: [done[key]] for key in keys})
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -331,6 +388,27 @@ class SqlSession:
                 "plan": lines + plan.column("plan").to_pylist(),
             }
         )
+
+
+@dataclass
+class _Inserting:
+    """INSERT's query result, streamed from the bee into the frame's appender by position."""
+
+    appender: RowAppender
+    names: list[str]
+    frame: str
+
+    def start(self, schema: pa.Schema) -> None:
+        if len(schema) != len(self.names):
+            raise SqlError(
+                f"INSERT INTO {self.frame}: the query gives {len(schema)} column(s) for "
+                f"{len(self.names)} ({', '.join(self.names)}); list the columns: "
+                "INSERT INTO frame (a, b) SELECT ..."
+            )
+
+    def put(self, batch: pa.RecordBatch, check: Callable[[], None]) -> None:
+        self.appender.put(pa.RecordBatch.from_arrays(batch.columns, names=self.names))
+        check()
 
 
 @dataclass

@@ -1,7 +1,13 @@
 """What kind of statement a person typed (pure logic).
 
-Apiary's own commands (USE, SHOW, DESCRIBE) and the blocked statements are recognised here by
-their leading keywords; everything else is a query for DataFusion, optionally under EXPLAIN.
+Apiary's own commands (USE, SHOW, DESCRIBE), the row-changing statements (DELETE, UPDATE,
+INSERT) and the blocked statements are recognised here by their leading keywords; everything else
+is a query for DataFusion, optionally under EXPLAIN.
+
+DELETE / UPDATE / INSERT are cut into their parts (target, WHERE text, SET assignments, the query
+that feeds an INSERT) by a small splitter that skips quoted text and parentheses, because the
+DataFusion bindings expose no SQL syntax tree. Each part is then planned by DataFusion on its own
+(read-only), so a part the splitter cut wrongly fails to plan rather than doing something else.
 """
 
 from __future__ import annotations
@@ -13,11 +19,8 @@ from apiary.errors import SqlError
 
 # Statement keyword -> the SDK call that does the job instead.
 BLOCKED = {
-    "INSERT": "write_to_frame(hive, box, frame, data)",
-    "UPDATE": "overwrite_frame(hive, box, frame, data) with the changed rows",
-    "DELETE": "overwrite_frame(hive, box, frame, data) with the rows to keep",
-    "MERGE": "overwrite_frame(hive, box, frame, data)",
-    "TRUNCATE": "overwrite_frame(hive, box, frame, empty_table)",
+    "MERGE": "upsert(hive, box, frame, data, on=[key columns])",
+    "TRUNCATE": "delete_rows(hive, box, frame, 'TRUE'), or DELETE FROM frame",
     "CREATE": "create_hive / create_box / create_frame(hive, box, frame, schema)",
     "DROP": "drop_hive / drop_box / drop_frame",
     "ALTER": "a new frame: create_frame, then write_to_frame (schemas are fixed)",
@@ -27,7 +30,8 @@ BLOCKED = {
 
 _NAME = r"[A-Za-z][A-Za-z0-9_]*"
 _QUALIFIED = rf'(?:{_NAME}\.){{0,2}}(?:{_NAME}|"[^"]+")'
-_COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
+# Comments, skipping quoted text: a '--' inside a string literal is data, not a comment.
+_COMMENTS = re.compile(r"('(?:[^']|'')*'|\"[^\"]*\")|--[^\n]*|/\*.*?\*/", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,27 @@ class Query:
     analyze: bool = False
 
 
-Statement = Use | Show | Describe | Query
+@dataclass(frozen=True)
+class Delete:
+    target: str  # as typed: "f", "b.f", "h.b.f"
+    where: str | None = None  # None: every row
+
+
+@dataclass(frozen=True)
+class Update:
+    target: str
+    assignments: tuple[tuple[str, str], ...]  # (column, SQL expression)
+    where: str | None = None
+
+
+@dataclass(frozen=True)
+class Insert:
+    target: str
+    columns: tuple[str, ...] | None  # INSERT INTO f (a, b) ...; None: every column, in order
+    query: str  # SELECT ... / VALUES ... / WITH ...
+
+
+Statement = Use | Show | Describe | Query | Delete | Update | Insert
 
 _USE = re.compile(rf"USE\s+(HIVE|DATABASE|BOX|SCHEMA)\s+({_NAME})", re.IGNORECASE)
 _USE_PATH = re.compile(rf"USE\s+({_NAME})(?:\.({_NAME}))?", re.IGNORECASE)
@@ -64,6 +88,14 @@ _SHOW = re.compile(
     re.IGNORECASE,
 )
 _DESCRIBE = re.compile(rf"(?:DESCRIBE|DESC)\s+(?:FRAME\s+|TABLE\s+)?({_QUALIFIED})", re.IGNORECASE)
+_DELETE = re.compile(rf"DELETE\s+FROM\s+({_QUALIFIED})(.*)", re.IGNORECASE | re.DOTALL)
+_UPDATE = re.compile(rf"UPDATE\s+({_QUALIFIED})\s+SET\s(.*)", re.IGNORECASE | re.DOTALL)
+_INSERT = re.compile(rf"INSERT\s+INTO\s+({_QUALIFIED})(.*)", re.IGNORECASE | re.DOTALL)
+_ASSIGNMENT = re.compile(rf'\s*({_NAME}|"[^"]+")\s*=(?!=)(.*)', re.DOTALL)
+_COLUMN_LIST = re.compile(
+    rf'\s*\(\s*((?:{_NAME}|"[^"]+")(?:\s*,\s*(?:{_NAME}|"[^"]+"))*)\s*\)(.*)', re.DOTALL
+)
+_QUERY_START = re.compile(r"(SELECT|VALUES|WITH)\b|\(", re.IGNORECASE)
 _EXPLAIN = re.compile(r"EXPLAIN\s+(ANALYZE\s+)?(?:VERBOSE\s+)?(.*)", re.IGNORECASE | re.DOTALL)
 _KINDS = {
     "hives": "hives",
@@ -77,7 +109,7 @@ _KINDS = {
 
 def strip(sql: str) -> str:
     """The statement without comments, surrounding space or a trailing ';'."""
-    text = _COMMENTS.sub(" ", sql).strip()
+    text = _COMMENTS.sub(lambda m: m[1] or " ", sql).strip()
     while text.endswith(";"):
         text = text[:-1].rstrip()
     return text
@@ -93,6 +125,12 @@ def classify(sql: str) -> Statement:
             f"{first} statements are not run through SQL in Apiary; "
             f"use the SDK instead: {BLOCKED[first]}"
         )
+    if first == "DELETE":
+        return _delete(text)
+    if first == "UPDATE":
+        return _update(text)
+    if first == "INSERT":
+        return _insert(text)
     if first == "USE":
         if m := _USE.fullmatch(text):
             kind = m[1].upper()
@@ -113,6 +151,115 @@ def classify(sql: str) -> Statement:
         assert m is not None
         return Query(m[2], explain=True, analyze=bool(m[1]))
     return Query(text)
+
+
+def _delete(text: str) -> Delete:
+    m = _DELETE.fullmatch(text)
+    rest = m[2].strip() if m else ""
+    where = _after_where(rest) if rest else None
+    if m is None or (rest and where is None):
+        raise SqlError("write DELETE FROM frame [WHERE condition]")
+    return Delete(m[1], where)
+
+
+def _update(text: str) -> Update:
+    m = _UPDATE.fullmatch(text)
+    if m is None:
+        raise SqlError("write UPDATE frame SET column = expression, ... [WHERE condition]")
+    at = _find_keyword(m[2], "WHERE")
+    sets, where = (m[2], None) if at is None else (m[2][:at], m[2][at + len("WHERE") :].strip())
+    assignments = []
+    for part in _split_top(sets, ","):
+        a = _ASSIGNMENT.fullmatch(part)
+        if a is None or not a[2].strip():
+            raise SqlError(f"UPDATE ... SET: {part.strip()[:80]!r} is not column = expression")
+        assignments.append((a[1].strip('"'), a[2].strip()))
+    if where == "":
+        raise SqlError("UPDATE ... WHERE needs a condition")
+    return Update(m[1], tuple(assignments), where)
+
+
+def _insert(text: str) -> Insert:
+    m = _INSERT.fullmatch(text)
+    if m is None:
+        raise SqlError("write INSERT INTO frame [(columns)] SELECT ... or VALUES (...)")
+    rest, columns = m[2], None
+    if (c := _COLUMN_LIST.fullmatch(rest)) and _QUERY_START.match(c[2].strip()):
+        columns = tuple(name.strip().strip('"') for name in c[1].split(","))
+        rest = c[2]
+    query = rest.strip()
+    if not _QUERY_START.match(query):
+        raise SqlError("write INSERT INTO frame [(columns)] SELECT ... or VALUES (...)")
+    return Insert(m[1], columns, query)
+
+
+def _after_where(rest: str) -> str | None:
+    m = re.match(r"WHERE\s(.*)", rest, re.IGNORECASE | re.DOTALL)
+    return m[1].strip() if m and m[1].strip() else None
+
+
+def _top_level(text: str) -> list[bool]:
+    """For each character: is it outside quotes ('...', "...") and parentheses?"""
+    flags, depth, quote = [], 0, ""
+    for ch in text:
+        if quote:
+            flags.append(False)
+            if ch == quote:
+                quote = ""  # a doubled quote ('it''s') closes and reopens: same result
+            continue
+        if ch in "'\"":
+            quote = ch
+            flags.append(False)
+            continue
+        if ch == "(":
+            depth += 1
+        flags.append(depth == 0 and ch != ")")
+        if ch == ")":
+            depth = max(depth - 1, 0)
+    return flags
+
+
+def balanced(text: str) -> bool:
+    """Is ``text`` one piece of SQL: quotes closed, parentheses paired (never closing one not
+    open), and no ';' or comment outside quotes?
+
+    A condition or SET expression is pasted into generated SQL inside parentheses, so one that
+    is not (``x) OR (TRUE``, ``x --``) could change what the generated SQL means."""
+    depth, quote = 0, ""
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                return False
+        elif ch == ";" or text[i : i + 2] in ("--", "/*"):
+            return False
+    return depth == 0 and not quote
+
+
+def _find_keyword(text: str, word: str) -> int | None:
+    """Where ``word`` (a whole word, any case) first stands outside quotes and parentheses."""
+    top = _top_level(text)
+    for m in re.finditer(rf"\b{word}\b", text, re.IGNORECASE):
+        if all(top[m.start() : m.end()]):
+            return m.start()
+    return None
+
+
+def _split_top(text: str, sep: str) -> list[str]:
+    top = _top_level(text)
+    parts, start = [], 0
+    for i, ch in enumerate(text):
+        if ch == sep and top[i]:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
 
 
 def split_name(name: str) -> tuple[list[str], int | None]:

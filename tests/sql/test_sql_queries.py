@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from apiary import Apiary, EntityNotFoundError, SqlError, StorageError
+from apiary import Apiary, EntityNotFoundError, SchemaError, SqlError, StorageError
 
 SCHEMA = {"region": "string", "sensor": "int32", "temp": "float64"}
 
@@ -134,11 +134,12 @@ def test_time_travel_equals_read_from_frame(ap: Apiary) -> None:
         ("SELECT nope FROM farm.sensors.temps", SqlError, "nope"),
         ("USE HIVE nowhere", EntityNotFoundError, "hive nowhere does not exist"),
         ("USE BOX sensors", SqlError, "USE HIVE first"),
-        ("INSERT INTO farm.sensors.temps VALUES ('x', 1, 1.0)", SqlError, "write_to_frame"),
+        ("INSERT INTO farm.sensors.temps VALUES ('x', 1)", SqlError, "list the columns"),
         ("DROP TABLE farm.sensors.temps", SqlError, "drop_frame"),
         ("CREATE TABLE x AS SELECT 1", SqlError, "create_frame"),
-        ("DELETE FROM farm.sensors.temps", SqlError, "overwrite_frame"),
-        ("UPDATE farm.sensors.temps SET temp = 0", SqlError, "overwrite_frame"),
+        ("DELETE FROM farm.sensors.temps WHERE nope = 1", SchemaError, "nope"),
+        ("UPDATE farm.sensors.temps SET nope = 0", SchemaError, "no column 'nope'"),
+        ("MERGE INTO farm.sensors.temps USING x ON a = b", SqlError, "upsert"),
         ("ALTER TABLE farm.sensors.temps ADD COLUMN x int", SqlError, "create_frame"),
         ("COPY farm.sensors.temps TO '/tmp/x.csv'", SqlError, "read_from_frame"),
         ('SELECT * FROM farm.sensors."temps@vlatest"', SqlError, "@v<number>"),

@@ -35,14 +35,13 @@ def test_classify(sql: str, expected: object) -> None:
 @pytest.mark.parametrize(
     ("sql", "advice"),
     [
-        ("INSERT INTO t VALUES (1)", "write_to_frame"),
-        ("update t set x = 1", "overwrite_frame"),
-        ("DELETE FROM t", "overwrite_frame"),
+        ("MERGE INTO t USING s ON t.k = s.k", "upsert"),
+        ("TRUNCATE t", "delete_rows"),
         ("CREATE TABLE t (x int)", "create_frame"),
         ("DROP TABLE t", "drop_frame"),
         ("ALTER TABLE t ADD COLUMN y int", "create_frame"),
         ("COPY t TO 'x.csv'", "read_from_frame"),
-        ("  -- comment\n  insert into t select 1", "write_to_frame"),
+        ("  -- comment\n  copy t to 'x.csv'", "read_from_frame"),
     ],
 )
 def test_blocked_statements_name_the_sdk_call(sql: str, advice: str) -> None:
