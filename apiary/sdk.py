@@ -568,6 +568,7 @@ class Apiary:
             credentials=self._credentials,
             admit=lambda: self.colony.admit_query(),
             distributor=distributor,
+            schema_changes=self,
         )
 
     @property

@@ -72,6 +72,7 @@ class PinnedFrame:
     version: int | None  # pinned by name, or None for the latest
     frame: Frame
     pruned: Pruned
+    schema: pa.Schema | None = None  # the frame's schema at the pinned version (None: latest)
 
 
 @dataclass
@@ -112,6 +113,14 @@ class Distributor(Protocol):
     ) -> pa.Table: ...
 
 
+class SchemaChanges(Protocol):
+    """Schema changes SQL may make (``ALTER TABLE f ADD COLUMN``), done by the SDK."""
+
+    def add_columns(
+        self, hive: str, box: str, frame: str, columns: Any, *, if_not_exists: bool = False
+    ) -> dict[str, Any]: ...
+
+
 @dataclass
 class SqlContext:
     """Everything :class:`~apiary.sql.session.SqlSession` uses of the node it runs in."""
@@ -123,3 +132,4 @@ class SqlContext:
     credentials: dict[str, str] | None = None
     admit: Callable[[], None] = lambda: None  # raises when the node is too hot for a query
     distributor: Distributor | None = None
+    schema_changes: SchemaChanges | None = None  # None: ALTER TABLE is refused
