@@ -170,6 +170,13 @@ def evolve_table(table: TableMeta, schema: pa.Schema, changed: Iterable[str]) ->
     return TableMeta(protocol, metadata)
 
 
+def _iso_ms(stamp: str) -> int | None:
+    try:
+        return int(datetime.fromisoformat(stamp).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
 def _now_ms() -> int:
     return int(datetime.now(UTC).timestamp() * 1000)
 
@@ -232,7 +239,9 @@ def entry_to_version(
     ``timestamp_ms`` and ``data_change`` override the commit time and Delta's ``dataChange``
     (the upgrade of an old ledger keeps its times, and cannot tell a compaction from a change).
     """
-    now = timestamp_ms or _now_ms()
+    # The entry's own time, so a txn's lastUpdated equals its commit's timestamp (a re-send
+    # after a checkpoint finds the version by that time).
+    now = timestamp_ms or _iso_ms(entry.timestamp) or _now_ms()
     if entry.operation == "create_frame":
         delta_op, params = "CREATE TABLE", {"mode": "ErrorIfExists"}
     elif entry.operation == "change_schema":

@@ -139,7 +139,7 @@ def test_time_travel_equals_read_from_frame(ap: Apiary) -> None:
         ("CREATE TABLE x AS SELECT 1", SqlError, "create_frame"),
         ("DELETE FROM farm.sensors.temps", SqlError, "overwrite_frame"),
         ("UPDATE farm.sensors.temps SET temp = 0", SqlError, "overwrite_frame"),
-        ("ALTER TABLE farm.sensors.temps ADD COLUMN x int", SqlError, "create_frame"),
+        ("ALTER TABLE farm.sensors.temps RENAME COLUMN x TO y", SqlError, "column mapping"),
         ("COPY farm.sensors.temps TO '/tmp/x.csv'", SqlError, "read_from_frame"),
         ('SELECT * FROM farm.sensors."temps@vlatest"', SqlError, "@v<number>"),
     ],
