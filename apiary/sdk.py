@@ -798,11 +798,18 @@ class Apiary:
             merge_schema=merge,
         )
         already = outcome.already
+        # With a txn: whether it was a re-send (nothing written; version is the one that
+        # committed it when exact, else the newest version, "committed at or before" it).
+        idempotent = (
+            {
+                "already_committed": already is not None,
+                "already_committed_exact": already.exact if already is not None else None,
+            }
+            if txn is not None
+            else {}
+        )
         return {
-            # A re-sent txn: nothing written; version is the one that committed it (exact),
-            # or the newest version at which it was known committed ("at or before").
-            "already_committed": already is not None,
-            "already_committed_exact": already.exact if already is not None else None,
+            **idempotent,
             "version": outcome.version,
             "cells_written": len(outcome.cells),
             "rows_written": outcome.rows,

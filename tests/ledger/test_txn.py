@@ -4,11 +4,16 @@ in one process, across two racing processes, and after the writer was killed bef
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 
 import pyarrow as pa
 import pytest
 from support.processes import (
+    REPO,
+    child_env,
     finish,
     ids_by_commit,
     release,
@@ -134,31 +139,61 @@ def test_resend_after_kill_between_commit_and_reply(tmp_path) -> None:
         assert all(len(ids) == 10 for ids in ids_by_commit(table).values())
 
 
-def test_txns_survive_a_checkpoint(tmp_path) -> None:
-    """Version 100 is a checkpoint: it keeps each application's sequence, so a client that
-    opens the frame from it still refuses a re-send, and finds the original version."""
+FRESH_PROCESS = """
+import json, sys
+from apiary import Apiary
+from support.writer_process import FRAME, batch
+with Apiary("test", sys.argv[1], join_swarm=False) as ap:
+    snap = ap.frame(*FRAME).ledger.latest()
+    again = ap.write_to_frame(*FRAME, batch(1, 0, 3), txn=("pi-7", 1))
+    older = ap.write_to_frame(*FRAME, batch(2, 0, 3), txn=("pi-8", 39))
+    table = ap.read_from_frame(*FRAME)
+    print(json.dumps({
+        "from_checkpoint": snap.txns["pi-7"].version is None,
+        "pi8": snap.txns["pi-8"].sequence,
+        "again": [again["already_committed"], again["already_committed_exact"], again["version"]],
+        "older": [older["already_committed"], older["version"]],
+        "rows": table.num_rows,
+        "types": {f.name: str(f.type) for f in table.schema},
+        "notes": table.column("note").to_pylist().count("x"),
+        "v2_types": [str(t) for t in ap.read_from_frame(*FRAME, version=2).schema.types],
+    }))
+"""
+
+
+@pytest.mark.multiprocess
+def test_txns_and_evolved_schema_survive_a_checkpoint(tmp_path) -> None:
+    """Version 100 is a checkpoint: it keeps each application's sequence and the evolved
+    schema, so a fresh process opening the frame from it still refuses a re-send (finding the
+    original version by its commit time) and reads the new columns."""
     uri = str(tmp_path / "root")
     make_frame(uri)
     tiny = pa.table({"writer": pa.array([0], pa.int32()), "commit": [0], "id": [0]})
     with Apiary("test", uri, join_swarm=False) as ap:
         ap.write_to_frame(*FRAME, batch(1, 0, 3), txn=("pi-7", 1))  # version 1
         ap.write_to_frame(*FRAME, batch(2, 0, 3), txn=("pi-8", 40))  # version 2
-        for _ in range(98):
-            ap.write_to_frame(*FRAME, tiny)
-        ap.add_columns(*FRAME, {"note": "string"})  # version 101 (after the checkpoint)
-        ledger = ap.frame(*FRAME).ledger
-        assert ledger.log.latest_checkpoint() == 100
-    with Apiary("test", uri, join_swarm=False) as ap:
-        snap = ap.frame(*FRAME).ledger.latest()
-        assert snap.txns["pi-7"].version is None  # read from the checkpoint, not the entries
-        assert snap.txns["pi-8"].sequence == 40
-        again = ap.write_to_frame(*FRAME, batch(1, 0, 3), txn=("pi-7", 1))
-        assert again["already_committed"] is True
-        assert again["already_committed_exact"] is True and again["version"] == 1
-        older = ap.write_to_frame(*FRAME, batch(2, 0, 3), txn=("pi-8", 39))
-        assert older["already_committed"] and older["version"] == 101
-        assert ap.read_from_frame(*FRAME).num_rows == 6 + 98
-        assert ap.read_from_frame(*FRAME).schema.names == [*SCHEMA, "note"]
+        ap.add_columns(*FRAME, {"note": "string"})  # version 3
+        ap.widen_column(*FRAME, "commit", "int64")  # version 4
+        for _ in range(96):
+            ap.write_to_frame(*FRAME, tiny.append_column("note", pa.array(["x"])))
+        ap.write_to_frame(*FRAME, tiny)  # version 101, past the checkpoint
+        assert ap.frame(*FRAME).ledger.log.latest_checkpoint() == 100
+    child = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS, uri],
+        capture_output=True,
+        text=True,
+        env=child_env({"PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}"}),
+        timeout=120,
+    )
+    assert child.returncode == 0, child.stderr[-3000:]
+    seen = json.loads(child.stdout.splitlines()[-1])
+    assert seen["from_checkpoint"] is True and seen["pi8"] == 40
+    assert seen["again"] == [True, True, 1]
+    assert seen["older"] == [True, 101]
+    assert seen["rows"] == 6 + 97
+    assert seen["types"] == {"writer": "int32", "commit": "int64", "id": "int64", "note": "string"}
+    assert seen["notes"] == 96
+    assert seen["v2_types"] == ["int32", "int32", "int64"]
 
 
 def test_checkpoint_parquet_holds_the_txn_rows(tmp_path) -> None:

@@ -196,7 +196,7 @@ def test_naive_timestamp_column_upgrades_the_protocol(ap: Apiary) -> None:
     ap.add_columns(*F, {"seen": "timestamp[us]"})
     uri = ap.get_frame(*F)["uri"]
     log = Path(uri) / "_delta_log" / f"{2:020d}.json"
-    protocol = [json.loads(x) for x in log.read_text().splitlines() if '"protocol"' in x][0]
+    protocol = next(json.loads(x) for x in log.read_text().splitlines() if '"protocol"' in x)
     assert "timestampNtz" in protocol["protocol"]["readerFeatures"]
     assert deltalake.DeltaTable(uri).to_pyarrow_table().num_rows == 2
     ap.write_to_frame(*F, first_rows())
@@ -239,7 +239,7 @@ def test_append_racing_a_widened_column_is_a_clear_conflict(tmp_path) -> None:
     with Apiary("test", uri, join_swarm=False) as client:
         assert client.widen_column(*FRAME, "commit", "int64")["version"] == 1
     release(writer)
-    out, err = writer.communicate(timeout=60)
+    _, err = writer.communicate(timeout=60)
     assert writer.returncode != 0
     assert "WriteConflictError" in err and "schema of crash.test.events changed" in err
     with Apiary("test", uri, join_swarm=False) as client:
