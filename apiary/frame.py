@@ -16,6 +16,7 @@ from apiary.cells.inputs import to_table
 from apiary.cells.partition import partition_value_to_str
 from apiary.cells.reader import read_cells
 from apiary.cells.sizing import CellSizing
+from apiary.cells.types import plain_type
 from apiary.cells.writer import write_cells
 from apiary.delta.schema import delta_type
 from apiary.errors import ApiaryError, SchemaError
@@ -334,5 +335,11 @@ class Frame:
 
 
 def _storable(t: pa.DataType) -> pa.DataType:
-    """The column type a merged-in column gets: dictionary-encoded data stores its values."""
-    return t.value_type if pa.types.is_dictionary(t) else t
+    """The column type a merged-in column gets: layout variants (dictionary, view, large) are
+    stored as the plain type, as create_frame stores them; nanosecond times as microseconds."""
+    plain = plain_type(t)
+    assert isinstance(plain, pa.DataType)
+    if pa.types.is_timestamp(plain) and plain.unit == "ns":
+        # pandas' nanoseconds: Delta holds microseconds (conform refuses a value that would change)
+        return pa.timestamp("us", plain.tz)
+    return plain
