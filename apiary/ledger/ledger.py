@@ -487,7 +487,9 @@ class Ledger:
                 entry,
                 wanted if wanted is not None else base_schema,
                 [base.cells[path] for path in removed],
-                overwrite=replace_all,
+                # A rewrite under a new schema (widening) is a WRITE, not an OPTIMIZE: the
+                # files' types change, so Delta's dataChange must be true.
+                overwrite=replace_all or table is not None,
                 table=table,
             )
             prepared.append(entry)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 
+import deltalake
 import pyarrow as pa
 import pytest
 from support.processes import (
@@ -31,6 +32,12 @@ def make_frame(uri: str) -> None:
         ap.create_hive(FRAME[0])
         ap.create_box(*FRAME[:2])
         ap.create_frame(*FRAME, SCHEMA)
+
+
+def root_uri(backend: str, request: pytest.FixtureRequest, tmp_path) -> str:
+    if backend == "local":
+        return str(tmp_path / "root")
+    return request.getfixturevalue("s3_bucket").uri
 
 
 def parquet_files(ap: Apiary) -> set[str]:
@@ -67,6 +74,10 @@ def test_resend_in_one_process_is_a_no_op(tmp_path) -> None:
         history = ap.frame_history(*FRAME)
         assert [h["txn"] for h in history[1:]] == [{"pi-7": 5}, {}, {"pi-8": 5}, {"pi-7": 6}]
 
+        # Delta's own idempotency record: other Delta writers see the same sequences.
+        table_uri = ap.get_frame(*FRAME)["uri"]
+        assert deltalake.DeltaTable(table_uri).transaction_version("pi-7") == 6
+
     # A fresh client learns the sequences from the log.
     with Apiary("test", uri, join_swarm=False) as ap:
         again = ap.overwrite_frame(*FRAME, batch(1, 1, 10), txn=("pi-7", 6))
@@ -88,10 +99,11 @@ def test_bad_txn_is_refused_before_anything_is_written(tmp_path, txn) -> None:
 
 
 @pytest.mark.multiprocess
-def test_two_processes_racing_the_same_txn_commit_once(tmp_path) -> None:
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_two_processes_racing_the_same_txn_commit_once(backend, request, tmp_path) -> None:
     """Both pass the early check and upload their cells; only one commit lands, and the loser
     returns the winner's version with its own cells left for vacuum."""
-    uri = str(tmp_path / "root")
+    uri = root_uri(backend, request, tmp_path)
     make_frame(uri)
     procs = [
         spawn_writer(uri, 1, rows=10, crash_phase="cells_uploaded", hold=True, txn="pi-7")
@@ -115,10 +127,11 @@ def test_two_processes_racing_the_same_txn_commit_once(tmp_path) -> None:
 
 
 @pytest.mark.multiprocess
-def test_resend_after_kill_between_commit_and_reply(tmp_path) -> None:
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_resend_after_kill_between_commit_and_reply(backend, request, tmp_path) -> None:
     """The writer dies after its commit landed but before it could reply; a fresh process
     re-sends the batch and gets the original version, not a duplicate."""
-    uri = str(tmp_path / "root")
+    uri = root_uri(backend, request, tmp_path)
     make_frame(uri)
     assert finish(spawn_writer(uri, 1, commits=2, txn="pi-7"))[-1]["version"] == 2
     doomed = spawn_writer(uri, 1, first_commit=2, crash_phase="after_put", txn="pi-7")
