@@ -354,11 +354,18 @@ def version_to_entry(
         remove=[from_delta_path(r.path, table) for r in actions.removes],
         txns={t.app_id: t.version for t in actions.txns},
         schema=(
-            [{"name": f.name, "type": str(f.type)} for f in schema]
+            [{"name": f.name, "type": _type_text(f.type)} for f in schema]
             if actions.metadata is not None
             else None
         ),
     )
+
+
+def _type_text(t: pa.DataType) -> str:
+    try:
+        return type_name(t)  # "float32", as create_frame takes it
+    except SchemaError:
+        return str(t)
 
 
 def txn_versions(actions: Version) -> dict[str, Txn]:

@@ -124,7 +124,7 @@ def test_add_and_widen_keep_every_version_readable(ap: Apiary) -> None:
 
     history = ap.frame_history(*F)
     assert history[2]["operation"] == "change_schema"
-    assert history[2]["schema"]["humidity"] == "double"
+    assert history[2]["schema"]["humidity"] == "float64"
     assert history[3]["schema"]["id"] == "int64" and history[1]["schema"] is None
 
 
