@@ -19,7 +19,7 @@ from apiary.cells.sizing import CellSizing
 from apiary.cells.types import plain_type
 from apiary.cells.writer import write_cells
 from apiary.delta.schema import delta_type
-from apiary.errors import ApiaryError, SchemaError
+from apiary.errors import ApiaryError, SchemaError, WriteConflictError
 from apiary.ledger import CellMeta, Ledger, LedgerEntry, Snapshot
 from apiary.ledger.codec import TableMeta, evolve_table
 from apiary.ledger.ledger import already_committed
@@ -37,6 +37,9 @@ _WIDENINGS: dict[pa.DataType, tuple[pa.DataType, ...]] = {
     pa.uint16(): (pa.int32(), pa.int64(), pa.float64()),
     pa.float32(): (pa.float64(),),
 }
+
+
+SCHEMA_RETRIES = 3  # add_columns re-prepared after another schema change landed first
 
 
 @dataclass
@@ -217,7 +220,17 @@ class Frame:
 
         Cells written before read the new columns as nulls. An existing column of the same
         type is skipped when ``if_not_exists``; any other existing name is a SchemaError.
+        A schema change landing first is read and the columns checked again (it carries no
+        data, so re-preparing it is cheap).
         """
+        for _ in range(SCHEMA_RETRIES):
+            try:
+                return self._add_columns(columns, if_not_exists)
+            except WriteConflictError:
+                continue
+        return self._add_columns(columns, if_not_exists)
+
+    def _add_columns(self, columns: Mapping[str, pa.DataType], if_not_exists: bool) -> int:
         snap = self.ledger.latest()
         schema = self.schema_at(snap)
         added = []

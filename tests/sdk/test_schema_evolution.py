@@ -15,7 +15,8 @@ from support.processes import finish, release, spawn_writer, wait_for_line
 from support.writer_process import FRAME, SCHEMA
 
 from apiary import Apiary
-from apiary.errors import SchemaError, SqlError
+from apiary.commitlog import CommitLog
+from apiary.errors import SchemaError, SqlError, WriteConflictError
 
 F = ("farm", "sensors", "temps")
 
@@ -252,3 +253,43 @@ def test_append_racing_a_widened_column_is_a_clear_conflict(tmp_path) -> None:
     with Apiary("test", uri, join_swarm=False) as client:
         assert client.get_frame(*FRAME)["version"] == 1
         assert client.read_from_frame(*FRAME).num_rows == 0
+
+
+def race_on_next_schema_commit(monkeypatch, change) -> list[int]:
+    """Run ``change`` (another client's schema change) just before this client's next
+    metaData commit is created, so that commit loses the race and is rebased."""
+    original = CommitLog.try_create
+    fired: list[int] = []
+
+    def racing(self: CommitLog, version: int, data: bytes) -> bool:
+        if not fired and b'"metaData"' in data:
+            fired.append(version)
+            change()
+        return original(self, version, data)
+
+    monkeypatch.setattr(CommitLog, "try_create", racing)
+    return fired
+
+
+def test_add_columns_racing_another_schema_change(ap: Apiary, tmp_path, monkeypatch) -> None:
+    with Apiary("t", str(tmp_path / "root"), join_swarm=False) as other:
+        fired = race_on_next_schema_commit(
+            monkeypatch, lambda: other.add_columns(*F, {"b": "int64"})
+        )
+        assert ap.add_columns(*F, {"a": "string"})["version"] == 3  # re-prepared after b
+        assert fired == [2]
+        assert ap.read_from_frame(*F).schema.names == ["region", "id", "temp", "b", "a"]
+
+        # The same column from both sides: with if_not_exists the loser finds it there.
+        race_on_next_schema_commit(monkeypatch, lambda: other.add_columns(*F, {"c": "int64"}))
+        assert ap.add_columns(*F, {"c": "int64"}, if_not_exists=True)["version"] == 4
+        race_on_next_schema_commit(monkeypatch, lambda: other.add_columns(*F, {"d": "int64"}))
+        with pytest.raises(SchemaError, match="already has a column 'd'"):
+            ap.add_columns(*F, {"d": "int64"})
+        # A merge write racing a schema change is refused whole, and can be sent again.
+        race_on_next_schema_commit(monkeypatch, lambda: other.add_columns(*F, {"e": "int64"}))
+        row = first_rows().slice(0, 1).append_column("f", pa.array([1.0]))
+        with pytest.raises(WriteConflictError, match="schema of farm.sensors.temps changed"):
+            ap.write_to_frame(*F, row, schema_mode="merge")
+        assert ap.write_to_frame(*F, row, schema_mode="merge")["version"] == 7
+        assert ap.read_from_frame(*F).num_rows == 3
