@@ -36,6 +36,7 @@ from apiary.cells.types import (
 )
 from apiary.config import Settings, load_settings
 from apiary.delta.schema import check_frame_schema
+from apiary.errors import ConfigError, SchemaError
 from apiary.frame import Frame
 from apiary.maintenance import compact, vacuum
 from apiary.names import validate_name
@@ -357,14 +358,18 @@ class Apiary:
         """
         handle = self.frame(hive, box, frame)
         snap = handle.snapshot()
+        schema = handle.schema_at(snap)
         cells, rows, size = len(snap.cells), snap.rows, snap.bytes
         return {
             "name": frame,
             "hive": hive,
             "box": box,
             "frame": frame,
-            "schema": schema_as_created(handle.definition),
-            "arrow_schema": handle.schema,  # always a pyarrow.Schema, whatever form it was made in
+            # As created (its original form) until add_columns/widen_column changes it.
+            "schema": schema
+            if schema != handle.ledger.schema
+            else schema_as_created(handle.definition),
+            "arrow_schema": schema,  # always a pyarrow.Schema, whatever form it was made in
             "partition_by": list(handle.partition_by),
             "max_partitions": self.settings.max_partitions,
             "version": snap.version,
@@ -407,13 +412,85 @@ class Apiary:
 
     # -- data --------------------------------------------------------------------------------
 
-    def write_to_frame(self, hive: str, box: str, frame: str, data: object) -> dict[str, Any]:
-        """Append ``data`` (Arrow, pandas, polars, IPC bytes) as one atomic commit."""
-        return self._write(hive, box, frame, data, overwrite=False)
+    def write_to_frame(
+        self,
+        hive: str,
+        box: str,
+        frame: str,
+        data: object,
+        *,
+        txn: tuple[str, int] | None = None,
+        schema_mode: str = "strict",
+    ) -> dict[str, Any]:
+        """Append ``data`` (Arrow, pandas, polars, IPC bytes) as one atomic commit.
 
-    def overwrite_frame(self, hive: str, box: str, frame: str, data: object) -> dict[str, Any]:
+        ``txn=(app_id, sequence)`` makes a re-send safe: a sequence at or below the one
+        committed for ``app_id`` writes nothing and returns the version that committed it
+        (``already_committed`` true). ``schema_mode="merge"`` adds the data's unknown columns
+        as nullable columns in the same commit; "strict" (default) refuses them.
+        """
+        if schema_mode not in ("strict", "merge"):
+            raise ConfigError(f'schema_mode is "strict" or "merge", not {schema_mode!r}')
+        return self._write(
+            hive, box, frame, data, overwrite=False, txn=txn, merge=schema_mode == "merge"
+        )
+
+    def overwrite_frame(
+        self,
+        hive: str,
+        box: str,
+        frame: str,
+        data: object,
+        *,
+        txn: tuple[str, int] | None = None,
+    ) -> dict[str, Any]:
         """Replace the frame's contents with ``data`` in one commit; old versions stay readable."""
-        return self._write(hive, box, frame, data, overwrite=True)
+        return self._write(hive, box, frame, data, overwrite=True, txn=txn)
+
+    def add_columns(
+        self,
+        hive: str,
+        box: str,
+        frame: str,
+        columns: Mapping[str, Any],
+        *,
+        if_not_exists: bool = False,
+    ) -> dict[str, Any]:
+        """Add nullable columns ``{name: type}`` (types as create_frame takes them) in one
+        commit; rows written before read them as nulls. Returns the new ``version``."""
+        kinds = {}
+        for name, kind in columns.items():
+            validate_name(name, "column")
+            kinds[name] = schema_from_spec({name: kind}, []).field(name).type
+        version = self.frame(hive, box, frame).add_columns(kinds, if_not_exists=if_not_exists)
+        return {"version": version, "columns": list(kinds)}
+
+    def widen_column(
+        self, hive: str, box: str, frame: str, column: str, new_type: Any
+    ) -> dict[str, Any]:
+        """Widen ``column`` (int8/16/32 → int64 or float64, float32 → float64) in one commit
+        that rewrites the frame's cells under the new type; old versions keep the old type."""
+        kind = schema_from_spec({column: new_type}, []).field(column).type
+        version, rewritten = self.frame(hive, box, frame).widen_column(
+            column, kind, sizing=self.sizing, max_partitions=self.settings.max_partitions
+        )
+        return {"version": version, "cells_rewritten": rewritten}
+
+    def rename_column(self, hive: str, box: str, frame: str, column: str, new: str) -> None:
+        """Not supported: renaming needs Delta column mapping, which Apiary does not write."""
+        raise SchemaError(
+            f"columns cannot be renamed ({column!r} of {hive}.{box}.{frame}): that needs Delta "
+            "column mapping, which Apiary does not implement. Add a new column (add_columns) "
+            "and write the values into it, or copy the data into a new frame"
+        )
+
+    def drop_column(self, hive: str, box: str, frame: str, column: str) -> None:
+        """Not supported: dropping needs Delta column mapping, which Apiary does not write."""
+        raise SchemaError(
+            f"columns cannot be dropped ({column!r} of {hive}.{box}.{frame}): that needs Delta "
+            "column mapping, which Apiary does not implement. Leave it null in new writes, or "
+            "copy the other columns into a new frame"
+        )
 
     def read_from_frame(
         self,
@@ -423,9 +500,20 @@ class Apiary:
         partition_filter: Mapping[str, Any] | None = None,
         columns: Sequence[str] | None = None,
         version: int | None = None,
+        as_of: datetime | None = None,
     ) -> pa.Table:
-        """The frame as a ``pyarrow.Table``, at its latest version or at ``version``."""
-        return self.frame(hive, box, frame).read(partition_filter, columns, version, self.fetch)
+        """The frame as a ``pyarrow.Table``, at its latest version, at ``version``, or as it was
+        at ``as_of`` (a timezone-aware datetime: the newest version committed by then)."""
+        handle = self.frame(hive, box, frame)
+        if as_of is not None:
+            if version is not None:
+                raise ConfigError("pass version or as_of, not both")
+            version = handle.ledger.version_at(aware(as_of))
+        return handle.read(partition_filter, columns, version, self.fetch)
+
+    def version_as_of(self, hive: str, box: str, frame: str, as_of: datetime) -> int:
+        """The version ``read_from_frame(..., as_of=...)`` reads."""
+        return self.frame(hive, box, frame).ledger.version_at(aware(as_of))
 
     # -- row-level changes (copy-on-write; see README "Changing rows") ------------------------
 
@@ -524,6 +612,7 @@ class Apiary:
             admit=lambda: self.colony.admit_query(),
             distributor=distributor,
             changes=_SqlChanges(self),
+            schema_changes=self,
         )
 
     @property
@@ -551,6 +640,13 @@ class Apiary:
                 "cells_added": len(entry.add),
                 "cells_removed": len(entry.remove),
                 "rows_added": sum(cell.rows for cell in entry.add),
+                # The schema the version set ({column: type}), None when unchanged.
+                "schema": (
+                    {c["name"]: c["type"] for c in entry.columns}
+                    if entry.columns is not None
+                    else None
+                ),
+                "txn": dict(entry.txns),  # {app_id: sequence} of idempotent writes
             }
             for entry, committed_at in self.frame(hive, box, frame).ledger.history()
         ]
@@ -722,9 +818,19 @@ class Apiary:
             return cached
 
     def _write(
-        self, hive: str, box: str, frame: str, data: object, *, overwrite: bool
+        self,
+        hive: str,
+        box: str,
+        frame: str,
+        data: object,
+        *,
+        overwrite: bool,
+        txn: tuple[str, int] | None = None,
+        merge: bool = False,
     ) -> dict[str, Any]:
         started = time.perf_counter()
+        if txn is not None:
+            txn = check_txn(txn)
         handle = self.frame(hive, box, frame)
         waited = self.colony.admit_write()  # a hot node makes writers wait a little (bounded)
         outcome = handle.write(
@@ -732,8 +838,22 @@ class Apiary:
             sizing=self.sizing,
             max_partitions=self.settings.max_partitions,
             overwrite=overwrite,
+            txn=txn,
+            merge_schema=merge,
+        )
+        already = outcome.already
+        # With a txn: whether it was a re-send (nothing written; version is the one that
+        # committed it when exact, else the newest version, "committed at or before" it).
+        idempotent = (
+            {
+                "already_committed": already is not None,
+                "already_committed_exact": already.exact if already is not None else None,
+            }
+            if txn is not None
+            else {}
         )
         return {
+            **idempotent,
             "version": outcome.version,
             "cells_written": len(outcome.cells),
             "rows_written": outcome.rows,
@@ -782,6 +902,38 @@ class _SqlChanges:
         handle = self.ap.frame(hive, box, frame)
         self.ap.colony.admit_write()
         return Appender(handle, self.ap.sizing, self.ap.settings.max_partitions)
+TXN_APP_ID_MAX = 200
+
+
+def check_txn(txn: object) -> tuple[str, int]:
+    """``(app_id, sequence)``: a bounded printable id and a sequence number >= 0."""
+    if not isinstance(txn, tuple | list) or len(txn) != 2:
+        raise ConfigError("txn is a pair (app_id, sequence), e.g. ('pi-7/readings', 42)")
+    app_id, sequence = txn
+    if (
+        not isinstance(app_id, str)
+        or not app_id
+        or len(app_id) > TXN_APP_ID_MAX
+        or not app_id.isprintable()
+    ):
+        raise ConfigError(
+            f"txn app_id must be 1 to {TXN_APP_ID_MAX} printable characters, got {app_id!r:.80}"
+        )
+    if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 0:
+        raise ConfigError(f"txn sequence must be an integer >= 0, got {sequence!r}")
+    return app_id, sequence
+
+
+def aware(when: datetime) -> datetime:
+    """``as_of`` must say its zone: a naive time is refused rather than guessed."""
+    if not isinstance(when, datetime):
+        raise ConfigError(f"as_of is a datetime, got {type(when).__name__}")
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ConfigError(
+            "as_of needs a timezone-aware datetime (e.g. datetime(2026, 11, 30, 12, "
+            "tzinfo=timezone.utc)); a naive time's zone cannot be guessed"
+        )
+    return when
 
 
 def _node_status(view: NodeView) -> dict[str, Any]:

@@ -71,7 +71,8 @@ def read_cells(
 def _with_partition_columns(
     table: pa.Table, cell: CellMeta, target: pa.Schema, frame_name: str
 ) -> pa.Table:
-    """Add the columns a Delta writer kept out of the file: its partition values."""
+    """Add the columns a Delta writer kept out of the file (its partition values), and nulls
+    for columns the frame gained after the cell was written."""
     columns = []
     for f in target:
         if f.name in table.column_names:
@@ -79,6 +80,8 @@ def _with_partition_columns(
         elif f.name in cell.partition:
             value = partition_value_from_str(cell.partition[f.name], f.type)
             columns.append(pa.array([value] * table.num_rows, f.type))
+        elif f.nullable:  # a column added after this cell was written (schema evolution)
+            columns.append(pa.nulls(table.num_rows, f.type))
         else:
             raise SerializationError(
                 f"cell {cell.path} of frame {frame_name} has no column {f.name!r}; it was not "

@@ -71,8 +71,14 @@ def history_cmd(frame: str, storage: str | None, name: str) -> None:
     hive, box, frame_name = split_frame(frame)
     with open_apiary(name, storage, create=False) as ap:
         rows = ap.frame_history(hive, box, frame_name)
-    table = Table("version", "operation", "committed at", "writer", "+cells", "-cells", "+rows")
+    table = Table(
+        "version", "operation", "committed at", "writer", "+cells", "-cells", "+rows", "notes"
+    )
     for row in rows:
+        notes = [f"txn {app}={seq}" for app, seq in row["txn"].items()]
+        if row["schema"] is not None and row["version"] > 0:  # a schema change
+            columns = ", ".join(f"{n} {t}" for n, t in row["schema"].items())
+            notes.append(f"schema: {columns[:80]}{'…' if len(columns) > 80 else ''}")
         table.add_row(
             str(row["version"]),
             str(row["operation"]),
@@ -81,6 +87,7 @@ def history_cmd(frame: str, storage: str | None, name: str) -> None:
             str(row["cells_added"]),
             str(row["cells_removed"]),
             f"{row['rows_added']:,}",
+            "; ".join(notes),
         )
     console.print(table)
 

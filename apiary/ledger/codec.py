@@ -8,13 +8,16 @@ other Delta writers (delta-rs, Spark, ...) committed to the same table.
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote
 
 import pyarrow as pa
 
+from apiary.cells.types import parse_type, type_name
 from apiary.delta.actions import (
     READER_VERSION,
     WRITER_VERSION,
@@ -27,7 +30,13 @@ from apiary.delta.actions import (
     Txn,
     Version,
 )
-from apiary.delta.schema import TIMESTAMP_NTZ, needs_timestamp_ntz, to_delta_schema
+from apiary.delta.schema import (
+    TIMESTAMP_NTZ,
+    delta_type,
+    from_delta_schema,
+    needs_timestamp_ntz,
+    to_delta_schema,
+)
 from apiary.delta.values import (
     partition_from_delta,
     partition_to_delta,
@@ -39,6 +48,11 @@ from apiary.ledger.models import CellMeta, ColumnStats, LedgerEntry, Operation
 from apiary.version import __version__
 
 MEMORY_TAG = "apiary.memoryBytes"
+# A column added after create_frame records its frame type in its Delta field metadata, so a
+# "uint8" column reads back as uint8 rather than as the Delta "short" that holds it.
+ARROW_TYPE_KEY = "apiary.type"
+# Delta operation names (as Spark writes them) of Apiary's operations that are not plain writes.
+_SCHEMA_OPERATION = "ADD COLUMNS"
 ENGINE = f"apiary/{__version__}"
 
 
@@ -74,6 +88,93 @@ def new_table(frame_id: str, schema: pa.Schema, partition_by: list[str], name: s
         createdTime=_now_ms(),
     )
     return TableMeta(protocol, metadata)
+
+
+def schema_of(table: TableMeta | None, declared: pa.Schema) -> pa.Schema:
+    """The frame's Arrow schema at a version: the Delta ``metaData`` is the truth for which
+    columns exist and their Delta types; the create_frame declaration (``declared``) and each
+    added column's recorded frame type refine a Delta type back to the exact Arrow type."""
+    if table is None:
+        return declared  # an Apiary 0.1 ledger: the declaration is all there is
+    return _schema_of(table.metadata.schema_string, declared)
+
+
+@functools.lru_cache(maxsize=256)
+def _schema_of(schema_string: str, declared: pa.Schema) -> pa.Schema:
+    try:
+        document = json.loads(schema_string)
+    except ValueError as exc:
+        raise SerializationError(f"a table's schemaString is not JSON ({exc})") from exc
+    plain = from_delta_schema(document)  # validates every field
+    fields = []
+    for item, field in zip(document["fields"], plain, strict=True):
+        kind = item.get("type")
+        recorded = (item.get("metadata") or {}).get(ARROW_TYPE_KEY)
+        if isinstance(recorded, str):
+            try:
+                t = parse_type(recorded)
+                if delta_type(t, field.name) == kind:
+                    fields.append(pa.field(field.name, t, field.nullable))
+                    continue
+            except SchemaError:
+                pass  # another writer's metadata, or damaged: the Delta type stands
+        if field.name in declared.names:
+            own = declared.field(field.name)
+            try:
+                if delta_type(own.type, own.name) == kind:
+                    fields.append(own)
+                    continue
+            except SchemaError:
+                pass
+        fields.append(field)
+    return pa.schema(fields)
+
+
+def evolve_table(table: TableMeta, schema: pa.Schema, changed: Iterable[str]) -> TableMeta:
+    """``table`` with ``schema`` (new or widened columns named in ``changed``): a new
+    ``metaData`` keeping every other field exactly as written, and the protocol the schema
+    needs (timestampNtz for a naive timestamp column)."""
+    changed = set(changed)
+    old = {f["name"]: f for f in json.loads(table.metadata.schema_string)["fields"]}
+    fields = []
+    for f in schema:
+        if f.name in old and f.name not in changed:
+            fields.append(old[f.name])
+            continue
+        metadata = dict((old.get(f.name) or {}).get("metadata") or {})
+        metadata[ARROW_TYPE_KEY] = type_name(f.type)
+        fields.append(
+            {
+                "name": f.name,
+                "type": delta_type(f.type, f.name),
+                "nullable": f.nullable,
+                "metadata": metadata,
+            }
+        )
+    metadata = table.metadata.model_copy(
+        update={
+            "schema_string": json.dumps({"type": "struct", "fields": fields}, separators=(",", ":"))
+        }
+    )
+    protocol = table.protocol
+    if needs_timestamp_ntz(schema) and TIMESTAMP_NTZ not in (protocol.reader_features or ()):
+        writer = list(protocol.writer_features or ())
+        if protocol.min_writer_version < 7:  # the features writer version 2 implied, by name
+            writer = ["appendOnly", "invariants"]
+        protocol = Protocol(
+            minReaderVersion=3,
+            minWriterVersion=7,
+            readerFeatures=[*(protocol.reader_features or ()), TIMESTAMP_NTZ],
+            writerFeatures=[*writer, TIMESTAMP_NTZ],
+        )
+    return TableMeta(protocol, metadata)
+
+
+def _iso_ms(stamp: str) -> int | None:
+    try:
+        return int(datetime.fromisoformat(stamp).timestamp() * 1000)
+    except ValueError:
+        return None
 
 
 def _now_ms() -> int:
@@ -138,9 +239,13 @@ def entry_to_version(
     ``timestamp_ms`` and ``data_change`` override the commit time and Delta's ``dataChange``
     (the upgrade of an old ledger keeps its times, and cannot tell a compaction from a change).
     """
-    now = timestamp_ms or _now_ms()
+    # The entry's own time, so a txn's lastUpdated equals its commit's timestamp (a re-send
+    # after a checkpoint finds the version by that time).
+    now = timestamp_ms or _iso_ms(entry.timestamp) or _now_ms()
     if entry.operation == "create_frame":
         delta_op, params = "CREATE TABLE", {"mode": "ErrorIfExists"}
+    elif entry.operation == "change_schema":
+        delta_op, params = _SCHEMA_OPERATION, {}
     elif entry.operation == "add_cells":
         delta_op, params = "WRITE", {"mode": "Append"}
     elif overwrite:
@@ -154,7 +259,7 @@ def entry_to_version(
         operation=delta_op,
         operationParameters=params,
         engineInfo=ENGINE,
-        isBlindAppend=entry.operation == "add_cells",
+        isBlindAppend=entry.operation == "add_cells" and table is None,
         apiary=ApiaryInfo(commitId=entry.commit_id, writer=entry.writer, operation=entry.operation),
     )
     return Version(
@@ -176,7 +281,7 @@ def entry_to_version(
             for cell in removed
         ],
         adds=[cell_to_add(cell, schema, data_change=data_change) for cell in entry.add],
-        txns=[],
+        txns=[Txn(appId=a, version=seq, lastUpdated=now) for a, seq in entry.txns.items()],
     )
 
 
@@ -222,7 +327,12 @@ def version_to_entry(
     """The ledger entry of one Delta version, whoever wrote it."""
     info = actions.commit_info or CommitInfo()
     ours = info.apiary
-    if ours is not None and ours.operation in ("create_frame", "add_cells", "rewrite_cells"):
+    if ours is not None and ours.operation in (
+        "create_frame",
+        "add_cells",
+        "rewrite_cells",
+        "change_schema",
+    ):
         operation: Operation = ours.operation  # type: ignore[assignment]
     elif actions.metadata is not None and version == 0:
         operation = "create_frame"
@@ -242,7 +352,20 @@ def version_to_entry(
         frame_id=frame_id,
         add=[add_to_cell(a, schema, partition_by, table) for a in actions.adds],
         remove=[from_delta_path(r.path, table) for r in actions.removes],
+        txns={t.app_id: t.version for t in actions.txns},
+        schema=(
+            [{"name": f.name, "type": _type_text(f.type)} for f in schema]
+            if actions.metadata is not None
+            else None
+        ),
     )
+
+
+def _type_text(t: pa.DataType) -> str:
+    try:
+        return type_name(t)  # "float32", as create_frame takes it
+    except SchemaError:
+        return str(t)
 
 
 def txn_versions(actions: Version) -> dict[str, Txn]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Operation = Literal["create_frame", "add_cells", "rewrite_cells"]
+Operation = Literal["create_frame", "add_cells", "rewrite_cells", "change_schema"]
 
 
 class ColumnStats(BaseModel):
@@ -40,10 +41,36 @@ class LedgerEntry(BaseModel):
     add: list[CellMeta] = []
     remove: list[str] = []
     columns: list[dict[str, Any]] | None = Field(default=None, alias="schema")
+    # Delta ``txn`` actions: application id -> the sequence number this commit carried.
+    txns: dict[str, int] = {}
     partition_by: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+@dataclass(frozen=True)
+class TxnMark:
+    """The newest sequence an application committed, and where (idempotent writes).
+
+    ``version`` is None when the mark came from a checkpoint (Delta's ``txn`` keeps only the
+    sequence and the commit time, ``updated_ms``).
+    """
+
+    sequence: int
+    version: int | None
+    updated_ms: int | None = None
+
+
+class AlreadyCommitted(Exception):
+    """A write whose ``(app_id, sequence)`` a committed version already carries: not an error,
+    the caller returns ``version`` (exact when ``exact``, else "at or before")."""
+
+    def __init__(self, app_id: str, sequence: int, mark: TxnMark, version: int) -> None:
+        super().__init__(f"{app_id} sequence {sequence} already committed")
+        self.app_id, self.sequence, self.mark = app_id, sequence, mark
+        self.version = version
+        self.exact = mark.version is not None and mark.sequence == sequence
 
 
 @dataclass
@@ -54,6 +81,7 @@ class Snapshot:
     frame_id: str
     cells: dict[str, CellMeta] = field(default_factory=dict)
     table: Any = None  # apiary.ledger.codec.TableMeta: the Delta protocol and metadata
+    txns: dict[str, TxnMark] = field(default_factory=dict)  # newest sequence per application
 
     @property
     def rows(self) -> int:
@@ -72,9 +100,23 @@ class Snapshot:
         for path in entry.remove:
             cells.pop(path, None)
         cells.update((cell.path, cell) for cell in entry.add)
+        txns = self.txns
+        if entry.txns:
+            txns = dict(txns)
+            stamp = _ms(entry.timestamp)
+            for app_id, sequence in entry.txns.items():
+                txns[app_id] = TxnMark(sequence, entry.version, stamp)
         return Snapshot(
             version=entry.version,
             frame_id=self.frame_id,
             cells=cells,
             table=table if table is not None else self.table,
+            txns=txns,
         )
+
+
+def _ms(stamp: str) -> int | None:
+    try:
+        return int(datetime.fromisoformat(stamp).timestamp() * 1000)
+    except ValueError:
+        return None

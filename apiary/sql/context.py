@@ -84,6 +84,7 @@ class PinnedFrame:
     version: int | None  # pinned by name, or None for the latest
     frame: Frame
     pruned: Pruned
+    schema: pa.Schema | None = None  # the frame's schema at the pinned version (None: latest)
 
 
 @dataclass
@@ -147,6 +148,13 @@ class RowAppender(Protocol):
 
     def abort(self) -> None: ...  # nothing is committed; uploads are deleted
 
+class SchemaChanges(Protocol):
+    """Schema changes SQL may make (``ALTER TABLE f ADD COLUMN``), done by the SDK."""
+
+    def add_columns(
+        self, hive: str, box: str, frame: str, columns: Any, *, if_not_exists: bool = False
+    ) -> dict[str, Any]: ...
+
 
 @dataclass
 class SqlContext:
@@ -160,3 +168,4 @@ class SqlContext:
     admit: Callable[[], None] = lambda: None  # raises when the node is too hot for a query
     distributor: Distributor | None = None
     changes: FrameChanges | None = None  # None: DELETE / UPDATE / INSERT are refused
+    schema_changes: SchemaChanges | None = None  # None: ALTER TABLE is refused

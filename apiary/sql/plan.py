@@ -44,7 +44,10 @@ def scans(plan: LogicalPlan) -> list[Scan]:
     shown = Counter(_SCAN_LINE.findall(plan.display_indent()))
     for name, count in shown.items():
         for _ in range(count - reached[name]):
-            parts = name.split(".")
+            # A version suffix may hold dots ("f@2026-11-30T12:00:00.5Z"): split before it.
+            head, at, suffix = name.partition("@")
+            parts = head.split(".")
+            parts[-1] += at + suffix
             found.append(Scan(*([None] * (3 - len(parts)) + parts)))  # type: ignore[arg-type]
     return found
 

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from apiary.catalog.models import RegistryState
 from apiary.cells.types import column_notes
 from apiary.errors import ApiaryError, SqlError
 from apiary.frame import Frame
+from apiary.ledger import Snapshot
 from apiary.sql import statements
 from apiary.sql.context import (
     Decision,
@@ -46,6 +48,7 @@ from apiary.sql.sources import (
     scratch_folder,
 )
 from apiary.sql.statements import (
+    AddColumn,
     Delete,
     Describe,
     Insert,
@@ -105,6 +108,8 @@ class SqlSession:
             result = self._describe(statement)
         elif isinstance(statement, Delete | Update | Insert):
             result = self._change(statement, cancel)
+        elif isinstance(statement, AddColumn):
+            result = self._add_column(statement)
         else:
             result = self._query(statement, cancel)
             assert result is not None  # without a sink the result comes back whole
@@ -191,10 +196,29 @@ class SqlSession:
                     names.extend(f"{hive_name}.{box_name}.{f}" for f in sorted(b.frames))
         return names
 
+    def _add_column(self, alter: AddColumn) -> pa.Table:
+        parts, version = statements.split_name(alter.name)
+        if version is not None:
+            raise SqlError("ALTER TABLE changes the newest version; name the frame without @")
+        hive, box, name = self._resolve(parts)
+        changes = self.context.schema_changes
+        if changes is None:
+            raise SqlError("this SQL session cannot change schemas; use the SDK's add_columns")
+        done = changes.add_columns(
+            hive,
+            box,
+            name,
+            {alter.column: statements.sql_type(alter.type)},
+            if_not_exists=alter.if_not_exists,
+        )
+        return pa.table({"frame": [f"{hive}.{box}.{name}"], "version": [done["version"]]})
+
     def _describe(self, describe: Describe) -> pa.Table:
         parts, version = statements.split_name(describe.name)
         hive, box, name = self._resolve(parts)
         frame = self._frame(hive, box, name)
+        if isinstance(version, datetime):
+            version = frame.ledger.version_at(version)
         snap = frame.snapshot(version)
         rows = [
             ("frame", frame.full_name),
@@ -205,7 +229,7 @@ class SqlSession:
             ("partition_by", ", ".join(frame.partition_by) or "(none)"),
             ("uri", frame.uri),  # where Delta readers (delta-rs, Polars, Spark) find it
         ]
-        for f in frame.schema:
+        for f in frame.schema_at(snap):
             rows.append((f"column {f.name}", column_notes(f, frame.partition_by)))
         return pa.table({"property": [r[0] for r in rows], "value": [r[1] for r in rows]})
 
@@ -286,43 +310,72 @@ class SqlSession:
         self.context.admit()  # a critical node refuses new queries, clearly
         state = self.context.registry().state()
         missing: list[tuple[str, str, str]] = []
+        # Each frame is pinned (its snapshot read) when planning first names it, so the stand-in
+        # has the schema of the version the query reads, and the run reads that same snapshot.
+        pins: dict[tuple[str, str, str], tuple[Frame, Snapshot]] = {}
+        failed: list[Exception] = []
+
+        def pin(hive: str, box: str, table: str) -> tuple[Frame, Snapshot]:
+            if (hive, box, table) not in pins:
+                name, wanted = split_version(table)
+                frame = self._frame(hive, box, name, state)
+                if isinstance(wanted, datetime):
+                    wanted = frame.ledger.version_at(wanted)
+                pins[hive, box, table] = (frame, frame.snapshot(wanted))
+            return pins[hive, box, table]
+
+        def schema_of(hive: str, box: str, table: str) -> pa.Schema | None:
+            try:
+                frame, snap = pin(hive, box, table)
+                return frame.schema_at(snap)
+            except Exception as exc:  # raised after planning, not lost inside DataFusion
+                failed.append(exc)
+                return None
 
         def stand_ins() -> SessionContext:
             ctx = SessionContext(self._config())
             for hive in state.hives:
-                ctx.register_catalog_provider(hive, PlanningHive(state, hive, missing))
+                ctx.register_catalog_provider(hive, PlanningHive(state, hive, missing, schema_of))
             return ctx
 
         planning = stand_ins()
         try:
             plan = planning.sql_with_options(query.sql, READ_ONLY).optimized_logical_plan()
         except Exception as exc:
+            if failed:
+                raise failed[0] from None
             raise planning_error(exc, state, missing) from None
+        if failed:
+            raise failed[0]
 
-        needs: dict[tuple[str, str, str, int | None], list[list[Predicate]]] = {}
+        needs: dict[tuple[str, str, str], list[list[Predicate]]] = {}
         for scan in scans(plan):
             if scan.table.endswith(")") and not scan.catalog:
                 continue  # a table function such as generate_series(): no frame to pin
             hive = scan.catalog or self.hive
             box = scan.schema or self.box
-            name, version = split_version(scan.table)
             if hive is None or box is None:
                 raise SqlError(f"cannot tell which hive and box {scan.table!r} is in; USE them")
-            needs.setdefault((hive, box, name, version), []).append(scan.predicates)
+            needs.setdefault((hive, box, scan.table), []).append(scan.predicates)
 
         pinned = []
-        for (hive, box, name, version), per_scan in needs.items():
-            frame = self._frame(hive, box, name, state)
-            snap = frame.snapshot(version)
-            pruned = prune(
-                snap.cells.values(), _combine(per_scan), frame.schema, frame.partition_by
-            )
+        by_time = False
+        for (hive, box, table), per_scan in needs.items():
+            frame, snap = pin(hive, box, table)
+            wanted = split_version(table)[1]
+            by_time = by_time or isinstance(wanted, datetime)
+            version = None if wanted is None else snap.version
+            schema = frame.schema_at(snap)
+            pruned = prune(snap.cells.values(), _combine(per_scan), schema, frame.partition_by)
             self.last.frames.append(_report(frame, snap.version, version, pruned))
-            table = name if version is None else f"{name}@v{version}"
-            pinned.append(PinnedFrame(hive, box, table, version, frame, pruned))
+            pinned.append(PinnedFrame(hive, box, table, version, frame, pruned, schema))
         planned = PlannedQuery(query.sql, plan, planning, stand_ins, pinned, self.hive, self.box)
         distributor = self.context.distributor
-        decision = distributor.decide(planned) if distributor is not None else Decision()
+        # A frame named by time ("f@2026-...Z") runs here: a task names frames by version.
+        if distributor is not None and not by_time:
+            decision = distributor.decide(planned)
+        else:
+            decision = Decision()
         self.last.distribution = decision.info
         if decision.plan is not None and not query.explain:
             assert distributor is not None
@@ -355,7 +408,7 @@ class SqlSession:
                 self._config(), partitions=pool.size, reach=Reach(location, credentials)
             )
             for p in pinned:
-                table = frame_table(execution, p.frame, p.pruned.kept, scratch)
+                table = frame_table(execution, p.frame, p.pruned.kept, scratch, schema=p.schema)
                 register_table(execution, p.hive, p.box, p.table, table)
             try:
                 df = execution.sql_with_options(sql, READ_ONLY)

@@ -155,8 +155,10 @@ def frame_table(
     cells: Sequence[CellMeta],
     scratch: Path | None = None,
     fetch: Callable[[str], Path] | None = None,
+    schema: pa.Schema | None = None,
 ) -> Table:
-    """A table over exactly ``cells`` of ``frame`` (one pinned version) with the frame's schema.
+    """A table over exactly ``cells`` of ``frame`` (one pinned version) with the frame's schema
+    (``schema``: the schema at that version; columns a cell predates read as nulls).
 
     Never a live folder of the frame: DataFusion lists a folder when the query runs, and would
     pick up cells that writers uploaded meanwhile, even uncommitted ones. On a local root the
@@ -166,15 +168,14 @@ def frame_table(
     the ledger first, so a cell replaced outside Apiary fails instead of giving wrong results.
     """
     location = frame.storage.location
+    full = schema if schema is not None else frame.schema
     if not cells:
-        return in_memory(frame.schema.empty_table())
+        return in_memory(full.empty_table())
     # An attached Delta table's files may lack partition columns: read_cells adds them.
     if location.scheme == "memory" or not frame.files_hold_partition_columns:
-        data = read_cells(
-            frame.storage, frame.prefix, cells, frame.schema, frame_name=frame.full_name
-        )
+        data = read_cells(frame.storage, frame.prefix, cells, full, frame_name=frame.full_name)
         return in_memory(data)
-    schema = scan_schema(frame.schema)
+    schema = scan_schema(full)
     ordered = sorted(cells, key=lambda cell: cell.path)
     if scratch is not None and (fetch is not None or location.scheme == "file"):
         scratch.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from apiary.errors import SqlError
 
@@ -23,7 +24,6 @@ BLOCKED = {
     "TRUNCATE": "delete_rows(hive, box, frame, 'TRUE'), or DELETE FROM frame",
     "CREATE": "create_hive / create_box / create_frame(hive, box, frame, schema)",
     "DROP": "drop_hive / drop_box / drop_frame",
-    "ALTER": "a new frame: create_frame, then write_to_frame (schemas are fixed)",
     "COPY": "read_from_frame(...) to get Arrow, or `apiary load` to bring files in",
     "SET": "Apiary settings (apiary.toml / APIARY_* variables)",
 }
@@ -78,7 +78,39 @@ class Insert:
     query: str  # SELECT ... / VALUES ... / WITH ...
 
 
-Statement = Use | Show | Describe | Query | Delete | Update | Insert
+class AddColumn:
+    """``ALTER TABLE f ADD COLUMN [IF NOT EXISTS] c type``."""
+
+    name: str  # the frame as typed
+    column: str
+    type: str  # as typed; SQL names (BIGINT, VARCHAR, ...) are mapped by sql_type
+    if_not_exists: bool = False
+
+
+Statement = Use | Show | Describe | Query | Delete | Update | Insert | AddColumn
+
+_ALTER_ADD = re.compile(
+    rf"ALTER\s+(?:TABLE|FRAME)\s+({_QUALIFIED})\s+ADD\s+(?:COLUMN\s+)?"
+    rf"(IF\s+NOT\s+EXISTS\s+)?({_NAME})\s+(.+)",
+    re.IGNORECASE | re.DOTALL,
+)
+# SQL type names -> the frame type names create_frame takes (anything else is passed on as is).
+SQL_TYPES = {
+    "tinyint": "int8",
+    "smallint": "int16",
+    "int": "int32",
+    "integer": "int32",
+    "bigint": "int64",
+    "real": "float32",
+    "float4": "float32",
+    "float8": "float64",
+    "double precision": "float64",
+    "varchar": "string",
+    "text": "string",
+    "char": "string",
+}
+# A version suffix that is a point in time: "frame@2026-11-30T12:00:00Z" (a zone is required).
+_STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?")
 
 _USE = re.compile(rf"USE\s+(HIVE|DATABASE|BOX|SCHEMA)\s+({_NAME})", re.IGNORECASE)
 _USE_PATH = re.compile(rf"USE\s+({_NAME})(?:\.({_NAME}))?", re.IGNORECASE)
@@ -146,6 +178,15 @@ def classify(sql: str) -> Statement:
         if m := _DESCRIBE.fullmatch(text):
             return Describe(m[1])
         raise SqlError("write DESCRIBE hive.box.frame (or a shorter name after USE)")
+    if first == "ALTER":
+        if m := _ALTER_ADD.fullmatch(text):
+            return AddColumn(m[1], m[3], m[4].strip(), bool(m[2]))
+        raise SqlError(
+            "ALTER supports only ALTER TABLE frame ADD COLUMN [IF NOT EXISTS] name type (a "
+            "nullable column; rows written before read it as null). Columns cannot be renamed "
+            "or dropped (that needs Delta column mapping); widen a column with the SDK's "
+            "widen_column(hive, box, frame, column, new_type)"
+        )
     if first == "EXPLAIN":
         m = _EXPLAIN.fullmatch(text)
         assert m is not None
@@ -262,7 +303,7 @@ def _split_top(text: str, sep: str) -> list[str]:
     return parts
 
 
-def split_name(name: str) -> tuple[list[str], int | None]:
+def split_name(name: str) -> tuple[list[str], int | datetime | None]:
     """``'b."f@v3"'`` -> (["b", "f"], 3): the parts and the version suffix, if any."""
     parts = [part.strip('"') for part in re.findall(r'"[^"]+"|[^.]+', name)]
     version = None
@@ -273,14 +314,30 @@ def split_name(name: str) -> tuple[list[str], int | None]:
     return parts, version
 
 
-def parse_version(suffix: str, name: str) -> int:
+def parse_version(suffix: str, name: str) -> int | datetime:
+    """``v3`` -> 3; ``2026-11-30T12:00:00Z`` -> that time (the version committed by then)."""
+    if m := _STAMP.fullmatch(suffix):
+        if not m[1]:
+            raise SqlError(
+                f"{name!r}: a time needs its zone, e.g. @{suffix}Z (UTC) or @{suffix}+01:00"
+            )
+        return datetime.fromisoformat(suffix.replace("Z", "+00:00"))
     digits = suffix[1:] if suffix[:1] in ("v", "V") else suffix
     if not digits.isdigit():
-        raise SqlError(f'{name!r}: a version suffix is @v<number>, e.g. "readings@v3"')
+        raise SqlError(
+            f"{name!r}: a version suffix is @v<number> or a time with its zone, e.g. "
+            '"readings@v3" or "readings@2026-11-30T12:00:00Z"'
+        )
     return int(digits)
 
 
-def split_version(table: str) -> tuple[str, int | None]:
+def sql_type(text: str) -> str:
+    """A frame type name for an SQL column type (``BIGINT`` -> ``int64``)."""
+    key = " ".join(text.lower().split())
+    return SQL_TYPES.get(key, text)
+
+
+def split_version(table: str) -> tuple[str, int | datetime | None]:
     """``"f@v3"`` -> ("f", 3); ``"f"`` -> ("f", None)."""
     if "@" not in table:
         return table, None

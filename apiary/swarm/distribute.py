@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from apiary.cells.types import schema_to_json
 from apiary.sql.context import Decision, PinnedFrame, PlannedQuery
 from apiary.sql.plan import scans
 from apiary.storage import Storage
@@ -235,7 +236,11 @@ def _frame_refs(query: PlannedQuery, plan: Split, driving: PinnedFrame) -> list[
                 box=pinned.box,
                 frame=pinned.frame.name,
                 version=pinned.version,
-                columns=pinned.frame.definition.columns,
+                columns=(  # the schema of the pinned version (its Delta metadata)
+                    schema_to_json(pinned.schema)
+                    if pinned.schema is not None
+                    else pinned.frame.definition.columns
+                ),
                 cells=[CellRef(path=c.path, rows=c.rows, bytes=c.bytes) for c in cells],
             )
         )

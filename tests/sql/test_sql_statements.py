@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from apiary.errors import SqlError
-from apiary.sql.statements import Describe, Query, Show, Use, classify, split_name
+from apiary.sql.statements import (
+    AddColumn,
+    Describe,
+    Query,
+    Show,
+    Use,
+    classify,
+    split_name,
+    split_version,
+    sql_type,
+)
 
 
 @pytest.mark.parametrize(
@@ -39,7 +51,9 @@ def test_classify(sql: str, expected: object) -> None:
         ("TRUNCATE t", "delete_rows"),
         ("CREATE TABLE t (x int)", "create_frame"),
         ("DROP TABLE t", "drop_frame"),
-        ("ALTER TABLE t ADD COLUMN y int", "create_frame"),
+        ("ALTER TABLE t RENAME COLUMN y TO z", "column mapping"),
+        ("ALTER TABLE t DROP COLUMN y", "column mapping"),
+        ("ALTER TABLE t ALTER COLUMN y TYPE bigint", "widen_column"),
         ("COPY t TO 'x.csv'", "read_from_frame"),
         ("  -- comment\n  copy t to 'x.csv'", "read_from_frame"),
     ],
@@ -53,6 +67,24 @@ def test_blocked_statements_name_the_sdk_call(sql: str, advice: str) -> None:
 def test_malformed_commands(sql: str) -> None:
     with pytest.raises(SqlError):
         classify(sql)
+
+
+def test_alter_add_column() -> None:
+    assert classify("ALTER TABLE h.b.t ADD COLUMN y BIGINT") == AddColumn("h.b.t", "y", "BIGINT")
+    assert classify("alter frame t add if not exists y varchar;") == AddColumn(
+        "t", "y", "varchar", True
+    )
+    assert sql_type("BIGINT") == "int64" and sql_type("timestamp[us, tz=UTC]").startswith("t")
+
+
+def test_split_name_with_times() -> None:
+    when = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    assert split_name('b."f@2026-11-30T12:00:00Z"') == (["b", "f"], when)
+    assert split_version("f@2026-11-30T13:00:00+01:00") == ("f", when)
+    with pytest.raises(SqlError, match="needs its zone"):
+        split_version("f@2026-11-30T12:00:00")
+    with pytest.raises(SqlError, match="@v<number> or a time"):
+        split_version("f@yesterday")
 
 
 def test_split_name_with_versions() -> None:

@@ -48,6 +48,7 @@ def spawn_writer(
     overwrite_every: int = 0,
     wait_go: bool = False,
     hold: bool = False,
+    txn: str | None = None,
 ) -> subprocess.Popen[str]:
     cmd = [
         sys.executable,
@@ -71,6 +72,8 @@ def spawn_writer(
         cmd += ["--overwrite-every", str(overwrite_every)]
     if wait_go:
         cmd.append("--wait-go")  # the test writes a line to stdin to start it (start_together)
+    if txn:
+        cmd += ["--txn", txn]  # each commit sent with txn=(txn, commit)
     if hold:
         cmd.append("--hold")  # at crash_phase, wait for a line on stdin (release) and go on
     return subprocess.Popen(

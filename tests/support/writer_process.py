@@ -14,12 +14,16 @@ commit something else between this writer's snapshot and its commit:
 
 - ``cells_uploaded``: the cells are in storage, the ledger entry not yet sent;
 - ``after_put``: the ledger entry was created, the caller has not been told.
+
+With ``--txn APP`` every commit is sent with ``txn=(APP, commit)`` (an idempotent write) and
+its line also says whether it was ``already_committed``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -83,8 +87,11 @@ def main() -> None:
     parser.add_argument("--overwrite-every", type=int, default=0)
     parser.add_argument("--wait-go", action="store_true")
     parser.add_argument("--hold", action="store_true", help="at --crash-phase, wait for stdin")
+    parser.add_argument("--txn", help="send each commit with txn=(TXN, commit)")
     args = parser.parse_args()
-    with Apiary("test", args.storage, node_id=f"writer-{args.writer}") as ap:
+    # Two processes re-sending the same writer's batches are two nodes.
+    node = f"writer-{args.writer}" + (f"-{os.getpid()}" if args.txn else "")
+    with Apiary("test", args.storage, node_id=node) as ap:
         ap.frame(*FRAME).ledger.latest()
         print("READY", flush=True)
         if args.wait_go:
@@ -95,11 +102,12 @@ def main() -> None:
             time.sleep(args.pause)
             every = args.overwrite_every
             write = ap.overwrite_frame if every and commit % every == 0 else ap.write_to_frame
-            result = write(*FRAME, batch(args.writer, commit, args.rows))
-            print(
-                json.dumps({"writer": args.writer, "commit": commit, "version": result["version"]}),
-                flush=True,
-            )
+            extra = {"txn": (args.txn, commit)} if args.txn else {}
+            result = write(*FRAME, batch(args.writer, commit, args.rows), **extra)
+            line = {"writer": args.writer, "commit": commit, "version": result["version"]}
+            if args.txn:
+                line["already_committed"] = result["already_committed"]
+            print(json.dumps(line), flush=True)
     sys.stdout.flush()
 
 

@@ -117,6 +117,36 @@ def test_distributed_aggregate_equals_single_node_and_spreads_tasks(swarm) -> No
     assert "shared: " in done.stdout and "tasks over farm.sensors.temps" in done.stdout
 
 
+def test_tasks_read_each_version_with_its_own_schema(swarm) -> None:
+    """After add_columns, the manifest carries the pinned version's schema: old cells read as
+    nulls in the tasks, and a task of a query at an older version has no new column."""
+    ap, uri, procs = swarm
+    ap.add_columns("farm", "sensors", "temps", {"note": "string"})  # version 17
+    for region in ("north", "south"):
+        ap.write_to_frame(
+            "farm",
+            "sensors",
+            "temps",
+            pa.table({"region": [region] * 5, "v": range(5), "note": ["new"] * 5}),
+        )
+    procs += [start_test_node(uri, name) for name in ("node-a", "node-b")]
+    wait_alive(ap, 2)
+    sql = (
+        "SELECT region, count(note) AS notes, count(*) AS n FROM farm.sensors.temps "
+        "GROUP BY region ORDER BY region"
+    )
+    shared = ap.sql(sql)
+    assert ap.last_query.distribution["tasks"] >= 2, ap.last_query.distribution
+    assert_same(shared, single_node(ap, sql))
+    assert shared.to_pylist()[1] == {"region": "north", "notes": 5, "n": 205}
+    old = 'SELECT count(*) AS n, max(v) AS top FROM farm.sensors."temps@v16" WHERE v >= 10'
+    shared_old = ap.sql(old)
+    assert ap.last_query.distribution["tasks"] >= 2, ap.last_query.distribution
+    assert_same(shared_old, single_node(ap, old))
+    with pytest.raises(Exception, match="note"):
+        ap.sql('SELECT count(note) FROM farm.sensors."temps@v16"')
+
+
 def test_not_decomposable_queries_run_on_one_node(swarm) -> None:
     ap, uri, procs = swarm
     procs += [start_test_node(uri, name) for name in ("node-a", "node-b")]
