@@ -265,6 +265,7 @@ class Apiary:
                     task_timeout=self.settings.task_timeout,
                     max_attempts=self.settings.task_attempts,
                     memory_limit=b.memory_budget_bytes,  # the whole process, not just the bees
+                    datafusion=self.settings.datafusion,
                 )
             return self._pool
 

@@ -8,9 +8,10 @@ just the surviving cells, each frame pinned at one version.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,17 @@ class QueryStats:
     seconds: float = 0.0
     frames: list[FramePruning] = field(default_factory=list)
     distribution: dict[str, object] = field(default_factory=dict)
+    # Seconds per phase of a query, in order (``apiary sql --profile``): catalog, planning,
+    # ledger and pruning, registration, execution, result.
+    phases: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - started
 
 
 class SqlSession:
@@ -221,7 +233,9 @@ class SqlSession:
         self, query: Query, cancel: threading.Event | None, sink: ResultSink | None = None
     ) -> pa.Table | None:
         self.context.admit()  # a critical node refuses new queries, clearly
-        state = self.context.registry().state()
+        phase = self.last.phase
+        with phase("catalog"):
+            state = self.context.registry().state()
         missing: list[tuple[str, str, str]] = []
 
         def stand_ins() -> SessionContext:
@@ -230,11 +244,12 @@ class SqlSession:
                 ctx.register_catalog_provider(hive, PlanningHive(state, hive, missing))
             return ctx
 
-        planning = stand_ins()
-        try:
-            plan = planning.sql_with_options(query.sql, READ_ONLY).optimized_logical_plan()
-        except Exception as exc:
-            raise planning_error(exc, state, missing) from None
+        with phase("planning"):
+            planning = stand_ins()
+            try:
+                plan = planning.sql_with_options(query.sql, READ_ONLY).optimized_logical_plan()
+            except Exception as exc:
+                raise planning_error(exc, state, missing) from None
 
         needs: dict[tuple[str, str, str, int | None], list[list[Predicate]]] = {}
         for scan in scans(plan):
@@ -250,10 +265,12 @@ class SqlSession:
         pinned = []
         for (hive, box, name, version), per_scan in needs.items():
             frame = self._frame(hive, box, name, state)
-            snap = frame.snapshot(version)
-            pruned = prune(
-                snap.cells.values(), _combine(per_scan), frame.schema, frame.partition_by
-            )
+            with phase("ledger"):
+                snap = frame.snapshot(version)
+            with phase("pruning"):
+                pruned = prune(
+                    snap.cells.values(), _combine(per_scan), frame.schema, frame.partition_by
+                )
             self.last.frames.append(_report(frame, snap.version, version, pruned))
             table = name if version is None else f"{name}@v{version}"
             pinned.append(PinnedFrame(hive, box, table, version, frame, pruned))
@@ -286,31 +303,37 @@ class SqlSession:
         pool = self.context.pool()
         location, credentials = self.context.location(), self.context.credentials
 
+        phase = self.last.phase
+
         def run(bee: Any) -> pa.Table | None:
             # Inside a bee: its memory budget and spill folder, and the task deadline.
-            execution = bee.context(self._config(), partitions=pool.size)
-            register_object_store(execution, location, credentials)
-            for p in pinned:
-                table = frame_table(execution, p.frame, p.pruned.kept, scratch)
-                register_table(execution, p.hive, p.box, p.table, table)
+            with phase("registration"):
+                execution = bee.context(self._config(), partitions=pool.size)
+                register_object_store(execution, location, credentials)
+                for p in pinned:
+                    table = frame_table(execution, p.frame, p.pruned.kept, scratch)
+                    register_table(execution, p.hive, p.box, p.table, table)
             try:
-                df = execution.sql_with_options(sql, READ_ONLY)
-                if sink is None:
-                    return bee.collect(df)
-                schema = plain_schema(df.schema())
-                sink.start(schema)
-                bee.stream(df, PlainBatches(sink, schema))
-                return None
+                with phase("execution"):
+                    df = execution.sql_with_options(sql, READ_ONLY)
+                    if sink is None:
+                        return bee.collect(df)
+                    schema = plain_schema(df.schema())
+                    sink.start(schema)
+                    bee.stream(df, PlainBatches(sink, schema))
+                    return None
             except ApiaryError:
                 raise
             except Exception as exc:
                 raise execution_error(exc) from None
 
         name = f"sql: {' '.join(query.sql.split())[:60]}"
-        result = pool.run(run, name=name, retry=False, cancel=cancel)
+        with phase("bee"):  # the pool's own work around run(): waiting, handing over, release
+            result = pool.run(run, name=name, retry=False, cancel=cancel)
         if result is None or query.explain:
             return result
-        return plain_types(result)
+        with phase("result"):
+            return plain_types(result)
 
     def _explain(self, plan: pa.Table, decision: Decision) -> pa.Table:
         kinds = [f"apiary pruning ({f.frame})" for f in self.last.frames]
