@@ -116,7 +116,13 @@ class Frame:
         if not overwrite and table.num_rows == 0:
             return WriteOutcome(self.ledger.latest().version, [], 0)
         cells = write_cells(
-            self.storage, self.prefix, table, self.partition_by, sizing, max_partitions
+            self.storage,
+            self.prefix,
+            table,
+            self.partition_by,
+            sizing,
+            max_partitions,
+            sort_by=self.definition.sort_by,
         )
         # An overwrite names no cells: the ledger removes whatever is live where it lands.
         entry: LedgerEntry = self.ledger.commit(

@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from apiary.catalog import FrameDef, Registry
 from apiary.cells.sizing import CellSizing, leafcutter
+from apiary.cells.sorting import check_sort_by
 from apiary.cells.types import (
     original_schema_form,
     schema_as_created,
@@ -304,17 +305,25 @@ class Apiary:
         frame: str,
         schema: Mapping[str, Any] | pa.Schema,
         partition_by: Sequence[str] | None = None,
+        sort_by: Sequence[str] | None = None,
     ) -> dict[str, Any]:
-        """Create a frame; the same definition again is a no-op, a different one AlreadyExists."""
+        """Create a frame; the same definition again is a no-op, a different one AlreadyExists.
+
+        ``sort_by`` (e.g. ``["device", "ts"]``) sorts every cell by those columns, and
+        ``compact_frame`` merges small cells into sorted ones, so filters on them skip most
+        cells and row groups.
+        """
         validate_name(frame, "frame")
         arrow_schema = schema_from_spec(schema, list(partition_by or ()))
         check_frame_schema(arrow_schema)  # every frame is a Delta table: refuse what Delta lacks
+        keys = check_sort_by(arrow_schema, sort_by or (), list(partition_by or ()))
         wanted = FrameDef(
             frame_id=uuid.uuid4().hex,
             columns=schema_to_json(arrow_schema),
             partition_by=list(partition_by or ()),
             created_at=datetime.now(UTC).isoformat(),
             schema_spec=original_schema_form(schema),  # get_frame shows it back as given
+            sort_by=keys,
         )
         stored = self.registry.create_frame(hive, box, frame, wanted)
         handle = self._frame(hive, box, frame, stored)
@@ -367,6 +376,7 @@ class Apiary:
             "schema": schema_as_created(handle.definition),
             "arrow_schema": handle.schema,  # always a pyarrow.Schema, whatever form it was made in
             "partition_by": list(handle.partition_by),
+            "sort_by": list(handle.definition.sort_by),
             "max_partitions": self.settings.max_partitions,
             "version": snap.version,
             "cells": cells,

@@ -197,6 +197,7 @@ class SqlSession:
             ("rows", str(snap.rows)),
             ("bytes", str(snap.bytes)),
             ("partition_by", ", ".join(frame.partition_by) or "(none)"),
+            ("sort_by", ", ".join(frame.definition.sort_by) or "(none)"),
             ("uri", frame.uri),  # where Delta readers (delta-rs, Polars, Spark) find it
         ]
         for f in frame.schema:
