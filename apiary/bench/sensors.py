@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from apiary.bench.compare import result_difference
-from apiary.bench.tpch import _geomean
+from apiary.bench.tpch import _geomean, run_duckdb
 from apiary.sdk import Apiary
 
 Progress = Callable[[str], None]
@@ -269,6 +269,6 @@ def _duckdb(folder: Path) -> Callable[[str], pa.Table]:
     con.execute("SET TimeZone = 'UTC'")
     con.execute(
         "CREATE VIEW readings AS SELECT * FROM read_parquet("
-        f"'{folder}/**/*.parquet', hive_partitioning = true, hive_types = {{'day': DATE}})"
+        f"'{folder}/day=*/*.parquet', hive_partitioning = true, hive_types = {{'day': DATE}})"
     )
-    return lambda sql: con.execute(sql).fetch_arrow_table()
+    return lambda sql: run_duckdb(con, sql)
