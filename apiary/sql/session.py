@@ -31,6 +31,7 @@ from apiary.sql.planning import PlanningHive
 from apiary.sql.pruning import And, Or, Predicate, Pruned, prune
 from apiary.sql.readonly import READ_ONLY
 from apiary.sql.sources import (
+    LINKED,
     PlainBatches,
     frame_table,
     plain_schema,
@@ -282,8 +283,8 @@ class SqlSession:
         if decision.plan is not None and not query.explain:
             assert distributor is not None
             return plain_types(distributor.run(planned, decision, cancel))
-        with scratch_folder(self.context.location()) as scratch:
-            result = self._execute(query, pinned, scratch, cancel, sink)
+        with scratch_folder(self.context.location()) as scratch, LINKED.holding() as linked:
+            result = self._execute(query, pinned, scratch, cancel, sink, linked)
         if result is None:  # streamed into sink
             return None
         if query.explain:
@@ -297,6 +298,7 @@ class SqlSession:
         scratch: Path | None,
         cancel: threading.Event | None,
         sink: ResultSink | None = None,
+        linked: list[Any] | None = None,
     ) -> pa.Table | None:
         sql = query.sql
         if query.explain:
@@ -312,7 +314,7 @@ class SqlSession:
                 execution = bee.context(self._config(), partitions=pool.size)
                 register_object_store(execution, location, credentials)
                 for p in pinned:
-                    table = frame_table(execution, p.frame, p.pruned.kept, scratch)
+                    table = frame_table(execution, p.frame, p.pruned.kept, scratch, linked=linked)
                     register_table(execution, p.hive, p.box, p.table, table)
             try:
                 with phase("execution"):

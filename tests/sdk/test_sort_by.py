@@ -110,7 +110,7 @@ def test_compact_makes_sorted_cells_with_disjoint_ranges_and_pruning_skips_more(
         assert all(a[1] <= b[0] for a, b in zip(ranges, ranges[1:], strict=False)), ranges
         assert sum(t.num_rows for t in tables) == 6 * 10 * DEVICES
 
-    query = "SELECT ts, temp FROM h.b.{} WHERE device = 7 AND day = 'd2' ORDER BY ts"
+    query = "SELECT ts, temp FROM h.b.{} WHERE device = 7 AND day = 'd2' ORDER BY ts, temp"
     sorted_rows = ap.sql(query.format("sorted"))
     sorted_scan = ap.last_query.frames[0]
     plain_rows = ap.sql(query.format("plain"))
