@@ -1,7 +1,8 @@
-"""sort_by: sorted cells on write, sorted disjoint cells after compact, and pruning that shows it."""
+"""sort_by: sorted cells on write, sorted disjoint cells after compact, pruning that shows it."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pyarrow as pa
@@ -107,7 +108,7 @@ def test_compact_makes_sorted_cells_with_disjoint_ranges_and_pruning_skips_more(
         assert all(is_sorted(t, ["device", "ts"]) for t in tables)
         ranges = sorted((pc.min(t["device"]).as_py(), pc.max(t["device"]).as_py()) for t in tables)
         # Disjoint on the first key: each cell starts at or after where the previous one ends.
-        assert all(a[1] <= b[0] for a, b in zip(ranges, ranges[1:], strict=False)), ranges
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(ranges)), ranges
         assert sum(t.num_rows for t in tables) == 6 * 10 * DEVICES
 
     query = "SELECT ts, temp FROM h.b.{} WHERE device = 7 AND day = 'd2' ORDER BY ts, temp"
