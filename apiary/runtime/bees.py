@@ -212,7 +212,11 @@ class Bee:
         )
 
     def context(
-        self, config: SessionConfig | None = None, *, partitions: int = 1
+        self,
+        config: SessionConfig | None = None,
+        *,
+        partitions: int = 1,
+        shape: Mapping[str, str] | None = None,
     ) -> SessionContext:
         """A DataFusion context held to this bee's memory budget, spilling into its folder.
 
@@ -224,11 +228,12 @@ class Bee:
         but no more than one per PARTITION_MIN of budget: each partition has its own buffers
         and slice of the pool, and a small bee split in two spills twice as much (a sort in
         two 8 MiB halves of a 16 MiB pool cannot merge its runs at all). DataFusion's options
-        are TUNED, then the node's own ``settings`` (apiary.toml's datafusion table) win.
+        are TUNED, then ``shape`` (what suits this query's shape, decided by the SQL layer),
+        then the node's own ``settings`` (apiary.toml's datafusion table) win.
         """
         partitions = max(1, min(partitions, self.memory_budget // PARTITION_MIN))
         config = (config or SessionConfig()).with_target_partitions(partitions)
-        for key, value in TUNED.items():
+        for key, value in {**TUNED, **(shape or {})}.items():
             config = config.set(key, value)
         if partitions < JOIN_REPARTITION_FROM:
             config = config.set("datafusion.optimizer.repartition_joins", "false")

@@ -32,6 +32,7 @@ from apiary.sql.pruning import And, Or, Predicate, Pruned, prune
 from apiary.sql.readonly import READ_ONLY
 from apiary.sql.sources import (
     LINKED,
+    SINGLE_SCAN,
     PlainBatches,
     frame_table,
     plain_schema,
@@ -283,8 +284,10 @@ class SqlSession:
         if decision.plan is not None and not query.explain:
             assert distributor is not None
             return plain_types(distributor.run(planned, decision, cancel))
+        # A query reading one table once, without a join (TPC-H Q1, Q6): see sources.SINGLE_SCAN.
+        shape = SINGLE_SCAN if len(scans(plan)) == 1 else None
         with scratch_folder(self.context.location()) as scratch, LINKED.holding() as linked:
-            result = self._execute(query, pinned, scratch, cancel, sink, linked)
+            result = self._execute(query, pinned, scratch, cancel, sink, linked, shape)
         if result is None:  # streamed into sink
             return None
         if query.explain:
@@ -299,6 +302,7 @@ class SqlSession:
         cancel: threading.Event | None,
         sink: ResultSink | None = None,
         linked: list[Any] | None = None,
+        shape: dict[str, str] | None = None,
     ) -> pa.Table | None:
         sql = query.sql
         if query.explain:
@@ -311,7 +315,7 @@ class SqlSession:
         def run(bee: Any) -> pa.Table | None:
             # Inside a bee: its memory budget and spill folder, and the task deadline.
             with phase("registration"):
-                execution = bee.context(self._config(), partitions=pool.size)
+                execution = bee.context(self._config(), partitions=pool.size, shape=shape)
                 register_object_store(execution, location, credentials)
                 for p in pinned:
                     table = frame_table(execution, p.frame, p.pruned.kept, scratch, linked=linked)

@@ -56,3 +56,24 @@ def test_a_setting_datafusion_refuses_is_a_config_error_naming_it(tmp_path: Path
         BeePool(1, 64 * MiB, tmp_path / "scratch", datafusion={BATCH: "lots"})
     with pytest.raises(ConfigError, match="datafusion.nowhere"):
         BeePool(1, 64 * MiB, tmp_path / "scratch", datafusion={"datafusion.nowhere": "1"})
+
+
+def test_a_single_scan_reads_without_pushdown_and_a_join_with_it(tmp_path: Path) -> None:
+    """Pushdown pays for joins (their filters reach the probe side's scan) and costs a lone
+    scan: the physical plan shows which was used (a FilterExec stays above the scan without)."""
+    with Apiary("t", str(tmp_path / "root"), join_swarm=False) as ap:
+        ap.create_hive("h")
+        ap.create_box("h", "b")
+        ap.create_frame("h", "b", "f", {"x": "int64", "k": "int64"})
+        ap.write_to_frame("h", "b", "f", pa.table({"x": [1, 5, 7], "k": [1, 2, 2]}))
+
+        def physical(sql: str) -> str:
+            plan = ap.sql("EXPLAIN " + sql).to_pylist()
+            return next(r["plan"] for r in plan if r["plan_type"] == "physical_plan")
+
+        lone = "SELECT sum(x) AS s FROM h.b.f WHERE x > 2"
+        joined = "SELECT sum(a.x) AS s FROM h.b.f a JOIN h.b.f b ON a.k = b.x WHERE a.x > 2"
+        assert "FilterExec" in physical(lone)
+        assert "FilterExec" not in physical(joined)
+        assert ap.sql(lone).to_pylist() == [{"s": 12}]
+        assert ap.sql(joined).to_pylist() == [{"s": None}]  # k 2 matches no x
