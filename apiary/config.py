@@ -109,6 +109,11 @@ class Settings(BaseSettings):
         description="seconds between looks for tasks when none was seen for a minute; "
         "unset = 0.5 on a local root, 5 on S3 (each look is a LIST request)",
     )
+    datafusion: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="DataFusion options for this node's queries, over Apiary's own choices "
+        '(a [datafusion] table: "datafusion.execution.parquet.pushdown_filters" = false)',
+    )
     cache_dir: Path | None = Field(
         None, description="folder for the cell cache; unset = $APIARY_HOME/cache"
     )

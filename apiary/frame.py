@@ -168,7 +168,13 @@ class Frame:
         if not overwrite and table.num_rows == 0 and evolved is None and txn is None:
             return WriteOutcome(snap.version, [], 0)
         cells = write_cells(
-            self.storage, self.prefix, table, self.partition_by, sizing, max_partitions
+            self.storage,
+            self.prefix,
+            table,
+            self.partition_by,
+            sizing,
+            max_partitions,
+            sort_by=self.definition.sort_by,
         )
         # An overwrite names no cells: the ledger removes whatever is live where it lands.
         try:

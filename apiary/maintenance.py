@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import pyarrow as pa
 
@@ -111,22 +113,34 @@ class CompactReport:
         }
 
 
-def plan_compaction(cells: list[CellMeta], sizing: CellSizing) -> list[list[CellMeta]]:
+def plan_compaction(
+    cells: list[CellMeta], sizing: CellSizing, sort_by: Sequence[str] = ()
+) -> list[list[CellMeta]]:
     """Groups of small cells (same partition) to merge, each group up to the target size.
 
     A cell is small below half the target: the writer never cuts pieces that small from a big
     write, so compacted cells are not picked again, and a lone small cell is left alone.
+
+    A sorted frame's groups go up to the largest cell (``max_bytes``, half a bee's memory: the
+    group is read whole and sorted), since the writer cuts one sorted group into cells whose
+    ranges of the first key do not overlap. A partition with more small cells than that is
+    merged in several groups, taken in order of their smallest first key, so the groups'
+    ranges overlap little; cells already compacted are left as they are (rewriting them on
+    every compaction would cost more than the overlap).
     """
+    limit = sizing.max_bytes if sort_by else sizing.target_bytes
     by_partition: dict[tuple[tuple[str, str], ...], list[CellMeta]] = defaultdict(list)
     for cell in cells:
         if cell.memory_bytes < sizing.target_bytes // 2:
             by_partition[tuple(sorted(cell.partition.items()))].append(cell)
     groups: list[list[CellMeta]] = []
     for small in by_partition.values():
+        if sort_by:
+            small = _by_first_key(small, sort_by[0])
         group: list[CellMeta] = []
         size = 0
         for cell in small:
-            if group and size + cell.memory_bytes > sizing.target_bytes:
+            if group and size + cell.memory_bytes > limit:
                 groups.append(group)
                 group, size = [], 0
             group.append(cell)
@@ -135,21 +149,48 @@ def plan_compaction(cells: list[CellMeta], sizing: CellSizing) -> list[list[Cell
     return [group for group in groups if len(group) > 1]
 
 
+def _by_first_key(cells: list[CellMeta], key: str) -> list[CellMeta]:
+    """``cells`` by the smallest value of ``key`` their statistics record (as they are if the
+    ledger lacks them or they do not compare, e.g. a cell from another writer)."""
+
+    def smallest(cell: CellMeta) -> Any:
+        stats = cell.stats.get(key)
+        return stats.min if stats is not None else None
+
+    if any(smallest(cell) is None for cell in cells):
+        return cells
+    try:
+        return sorted(cells, key=smallest)
+    except TypeError:
+        return cells
+
+
 def compact(frame: Frame, sizing: CellSizing, max_partitions: int) -> CompactReport:
     """Rewrite many small cells into leafcutter-sized ones, committed as one ``rewrite_cells``."""
     snap = frame.ledger.latest()
-    groups = plan_compaction(list(snap.cells.values()), sizing)
+    sort_by = frame.definition.sort_by
+    groups = plan_compaction(list(snap.cells.values()), sizing, sort_by)
     if not groups:
         return CompactReport(snap.version, 0, 0, 0)
     added: list[CellMeta] = []
     removed: list[str] = []
     rows = 0
+    # A sorted group is cut at the target size (not up to the maximum), so that a partition's
+    # small cells merged into one group come out as several cells of disjoint key ranges.
+    cells_sizing = CellSizing(sizing.target_bytes, sizing.target_bytes) if sort_by else sizing
     for group in groups:
         table: pa.Table = read_cells(frame.storage, frame.prefix, group, frame.schema)
         added += write_cells(
-            frame.storage, frame.prefix, table, frame.partition_by, sizing, max_partitions
+            frame.storage,
+            frame.prefix,
+            table,
+            frame.partition_by,
+            cells_sizing,
+            max_partitions,
+            sort_by=sort_by,
         )
         removed += [cell.path for cell in group]
         rows += table.num_rows
+        del table  # one group in memory at a time, not two while the next one is read
     entry: LedgerEntry = frame.ledger.commit("rewrite_cells", added, removed)
     return CompactReport(entry.version, len(removed), len(added), rows)

@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from apiary.catalog import FrameDef, Registry
 from apiary.cells.sizing import CellSizing, leafcutter
+from apiary.cells.sorting import check_sort_by
 from apiary.cells.types import (
     original_schema_form,
     schema_as_created,
@@ -266,6 +267,7 @@ class Apiary:
                     task_timeout=self.settings.task_timeout,
                     max_attempts=self.settings.task_attempts,
                     memory_limit=b.memory_budget_bytes,  # the whole process, not just the bees
+                    datafusion=self.settings.datafusion,
                 )
             return self._pool
 
@@ -304,17 +306,25 @@ class Apiary:
         frame: str,
         schema: Mapping[str, Any] | pa.Schema,
         partition_by: Sequence[str] | None = None,
+        sort_by: Sequence[str] | None = None,
     ) -> dict[str, Any]:
-        """Create a frame; the same definition again is a no-op, a different one AlreadyExists."""
+        """Create a frame; the same definition again is a no-op, a different one AlreadyExists.
+
+        ``sort_by`` (e.g. ``["device", "ts"]``) sorts every cell by those columns, and
+        ``compact_frame`` merges small cells into sorted ones, so filters on them skip most
+        cells and row groups.
+        """
         validate_name(frame, "frame")
         arrow_schema = schema_from_spec(schema, list(partition_by or ()))
         check_frame_schema(arrow_schema)  # every frame is a Delta table: refuse what Delta lacks
+        keys = check_sort_by(arrow_schema, sort_by or (), list(partition_by or ()))
         wanted = FrameDef(
             frame_id=uuid.uuid4().hex,
             columns=schema_to_json(arrow_schema),
             partition_by=list(partition_by or ()),
             created_at=datetime.now(UTC).isoformat(),
             schema_spec=original_schema_form(schema),  # get_frame shows it back as given
+            sort_by=keys,
         )
         stored = self.registry.create_frame(hive, box, frame, wanted)
         handle = self._frame(hive, box, frame, stored)
@@ -371,6 +381,7 @@ class Apiary:
             else schema_as_created(handle.definition),
             "arrow_schema": schema,  # always a pyarrow.Schema, whatever form it was made in
             "partition_by": list(handle.partition_by),
+            "sort_by": list(handle.definition.sort_by),
             "max_partitions": self.settings.max_partitions,
             "version": snap.version,
             "cells": cells,
@@ -902,6 +913,8 @@ class _SqlChanges:
         handle = self.ap.frame(hive, box, frame)
         self.ap.colony.admit_write()
         return Appender(handle, self.ap.sizing, self.ap.settings.max_partitions)
+
+
 TXN_APP_ID_MAX = 200
 
 

@@ -53,12 +53,20 @@ def write_throughput(
 
     results: dict[str, Any] = {"rows": rows, "megabytes": round(megabytes, 1), "repeats": repeats}
     results["bare"] = _rates(rows, megabytes, bare_s)
-    for label, partition_by in (("apiary", []), ("apiary_partitioned", ["region"])):
+    variants: tuple[tuple[str, list[str], list[str]], ...] = (
+        ("apiary", [], []),
+        ("apiary_partitioned", ["region"], []),
+        # sort_by: every cell sorted by sensor and time before it is written
+        ("apiary_sorted", ["region"], ["sensor_id", "ts"]),
+    )
+    for label, partition_by, sort_by in variants:
         progress(label.replace("_", " "))
         with Apiary("bench", str(workdir / label)) as ap:
             ap.create_hive("bench")
             ap.create_box("bench", "write")
-            ap.create_frame("bench", "write", "readings", SCHEMA, partition_by=partition_by)
+            ap.create_frame(
+                "bench", "write", "readings", SCHEMA, partition_by=partition_by, sort_by=sort_by
+            )
             seconds = _median_seconds(
                 lambda _: ap.write_to_frame("bench", "write", "readings", table), repeats
             )

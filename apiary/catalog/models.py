@@ -23,12 +23,16 @@ class FrameDef(BaseModel):
     # The table's folder relative to the root when the frame is an attached Delta table
     # (attach_frame); None for a frame in its own folder <hive>/<box>/<frame>.
     location: str | None = None
+    # Columns each cell is sorted by (apiary.cells.sorting), for tight min/max statistics;
+    # empty for an unsorted frame (and in older registries).
+    sort_by: list[str] = []
 
     def same_definition(self, other: FrameDef) -> bool:
         return (
             self.columns == other.columns
             and self.partition_by == other.partition_by
             and self.location == other.location
+            and self.sort_by == other.sort_by
         )
 
 

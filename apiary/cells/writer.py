@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from apiary.cells.partition import split_by_partition
 from apiary.cells.sizing import CellSizing, cut
+from apiary.cells.sorting import sort_cell
 from apiary.cells.stats import column_stats
 from apiary.ledger.models import CellMeta, ColumnStats
 from apiary.names import partition_path
@@ -44,12 +45,17 @@ def write_cells(
     partition_by: Sequence[str],
     sizing: CellSizing,
     max_partitions: int,
+    sort_by: Sequence[str] = (),
 ) -> list[CellMeta]:
-    """Split ``table`` (already conformed to the frame schema) into cells and upload them."""
+    """Split ``table`` (already conformed to the frame schema) into cells and upload them.
+
+    With ``sort_by`` each partition's rows are sorted before they are cut, so every cell is
+    sorted and the cells of one write cover disjoint ranges of the first key.
+    """
     pieces: list[tuple[dict[str, str], pa.Table]] = [
         (values, piece)
         for values, part in split_by_partition(table, partition_by, max_partitions)
-        for piece in cut(part, sizing)
+        for piece in cut(sort_cell(part, sort_by), sizing)
         if piece.num_rows
     ]
 

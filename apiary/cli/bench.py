@@ -73,7 +73,7 @@ def bench_write(rows: int, repeats: int, commits: int, writers: str, as_json: bo
         str(w["bare"]["mb_per_s"]),
         "1.00",
     )
-    for label in ("apiary", "apiary_partitioned"):
+    for label in ("apiary", "apiary_partitioned", "apiary_sorted"):
         r = w[label]
         table.add_row(
             label.replace("_", " "),
@@ -251,29 +251,51 @@ def bench_swarm(
 @click.option(
     "--compact/--no-compact", default=True, show_default=True, help="Compact before querying."
 )
+@click.option(
+    "--sorted/--unsorted",
+    "sort",
+    default=True,
+    show_default=True,
+    help="Create the frame with sort_by=[device, ts].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def bench_sensors(
-    devices: int, days: int, interval: int, groups: int, repeats: int, compact: bool, as_json: bool
+    devices: int,
+    days: int,
+    interval: int,
+    groups: int,
+    repeats: int,
+    compact: bool,
+    sort: bool,
+    as_json: bool,
 ) -> None:
     """A fleet dashboard's queries on Apiary, DuckDB and DataFusion over the same folder."""
     from apiary.bench import sensors
 
+    sort_by = sensors.SORT_BY if sort else ()
     with missing_extra(), spinner(as_json) as progress:
-        results = sensors.run(devices, days, interval, groups, repeats, compact, progress)
+        results = sensors.run(
+            devices, days, interval, groups, repeats, compact, progress, sort_by=sort_by
+        )
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return
     engines = [e for e in ("apiary", "duckdb", "datafusion") if e in results["queries"][0]]
+    others = [e for e in engines if e != "apiary"]
     table = Table(
-        "query", *[f"{e} s" for e in engines], "cells scanned", "same answers",
+        "query", *[f"{e} s" for e in engines], *[f"vs {e}" for e in others], "cells scanned",
+        "MB read", "same answers",
         title=f"{results['rows']:,} readings, {results['cells']} cells "
-        f"({results['cells_written']} written in {results['commits']} commits)",
+        f"({results['cells_written']} written in {results['commits']} commits), "
+        f"sorted by {', '.join(results['sort_by']) or 'nothing'}",
     )  # fmt: skip
     for r in results["queries"]:
         table.add_row(
             r["query"],
             *[f"{r[e]:.4f}" for e in engines],
+            *[f"{r[e] / r['apiary']:.2f}x" for e in others],
             f"{r.get('cells_scanned', '-')} of {r.get('cells_considered', '-')}",
+            f"{r['bytes_scanned'] / 1e6:.1f}",
             "yes" if r["same_answers"] else "NO",
         )
     console.print(table)

@@ -94,8 +94,20 @@ def _footer(ap: Apiary, result: pa.Table, max_rows: int) -> None:
     help="Write the result to this file instead of the screen.",
 )
 @click.option("--max-rows", default=100, show_default=True, help="Rows shown by --format table.")
+@click.option(
+    "--profile",
+    is_flag=True,
+    help="Also print where the time went: catalog, planning, ledger, pruning, registration, "
+    "execution, result (on stderr).",
+)
 def sql(
-    query: str, storage: str | None, name: str, fmt: str, output: Path | None, max_rows: int
+    query: str,
+    storage: str | None,
+    name: str,
+    fmt: str,
+    output: Path | None,
+    max_rows: int,
+    profile: bool,
 ) -> None:
     """Run one SQL statement and print the result.
 
@@ -104,6 +116,31 @@ def sql(
     """
     with open_apiary(name, storage, create=False) as ap:
         render(ap, ap.sql(query), fmt, max_rows, output)
+        if profile:
+            _profile(ap)
+
+
+PHASES = {
+    "catalog": "catalog read (registry)",
+    "planning": "planning against stand-ins (names, filters)",
+    "ledger": "ledger read (pinned snapshots)",
+    "pruning": "cell pruning",
+    "registration": "bee context and cell registration",
+    "execution": "DataFusion planning and execution",
+    "bee": "  the bee task in all (registration + execution + hand-over)",
+    "result": "result conversion",
+}
+
+
+def _profile(ap: Apiary) -> None:
+    """Milliseconds per phase of the last query (QueryStats.phases), on stderr."""
+    stats = ap.last_query
+    view = Table("phase", "ms", title="where the time went", header_style="bold")
+    for key, label in PHASES.items():
+        if key in stats.phases:
+            view.add_row(label, f"{stats.phases[key] * 1000:.1f}")
+    view.add_row("total", f"{stats.seconds * 1000:.1f}")
+    err_console.print(view)
 
 
 HELP = """Statements end with ';' and may span lines. Apiary commands: USE HIVE h, USE BOX b,

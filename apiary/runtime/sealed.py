@@ -53,6 +53,8 @@ class SealedJob(BaseModel):
     spill_dir: str
     location: str | None = None  # an S3 root's URI (never holds credentials)
     credentials: dict[str, str] | None = None  # through the pipe: never argv or a file
+    shape: dict[str, str] = {}  # the DataFusion options of the parent's context
+    settings: dict[str, str] = {}
 
 
 def unstoppable(df: DataFrame) -> str | None:
@@ -198,8 +200,8 @@ def child_main(stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str]) -> int:
     try:
         job = SealedJob.model_validate_json(stdin.readline())
         plan = stdin.read(job.plan_bytes)
-        bee = Bee(0, job.memory_budget, Path(job.spill_dir))
-        ctx = bee.context(partitions=job.partitions)
+        bee = Bee(0, job.memory_budget, Path(job.spill_dir), settings=job.settings)
+        ctx = bee.context(partitions=job.partitions, shape=job.shape)
         if job.location is not None:
             register_object_store(ctx, parse_location(job.location), job.credentials)
         df = ctx.create_dataframe_from_logical_plan(LogicalPlan.from_bytes(ctx, plan))

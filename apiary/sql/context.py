@@ -148,6 +148,7 @@ class RowAppender(Protocol):
 
     def abort(self) -> None: ...  # nothing is committed; uploads are deleted
 
+
 class SchemaChanges(Protocol):
     """Schema changes SQL may make (``ALTER TABLE f ADD COLUMN``), done by the SDK."""
 

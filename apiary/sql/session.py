@@ -8,9 +8,10 @@ just the surviving cells, each frame pinned at one version.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +41,8 @@ from apiary.sql.planning import PlanningHive
 from apiary.sql.pruning import And, Or, Predicate, Pruned, prune
 from apiary.sql.readonly import READ_ONLY
 from apiary.sql.sources import (
+    LINKED,
+    SINGLE_SCAN,
     PlainBatches,
     frame_table,
     plain_schema,
@@ -84,6 +87,17 @@ class QueryStats:
     seconds: float = 0.0
     frames: list[FramePruning] = field(default_factory=list)
     distribution: dict[str, object] = field(default_factory=dict)
+    # Seconds per phase of a query, in order (``apiary sql --profile``): catalog, planning,
+    # ledger and pruning, registration, execution, result.
+    phases: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - started
 
 
 class SqlSession:
@@ -227,6 +241,7 @@ class SqlSession:
             ("rows", str(snap.rows)),
             ("bytes", str(snap.bytes)),
             ("partition_by", ", ".join(frame.partition_by) or "(none)"),
+            ("sort_by", ", ".join(frame.definition.sort_by) or "(none)"),
             ("uri", frame.uri),  # where Delta readers (delta-rs, Polars, Spark) find it
         ]
         for f in frame.schema_at(snap):
@@ -308,7 +323,9 @@ class SqlSession:
         self, query: Query, cancel: threading.Event | None, sink: ResultSink | None = None
     ) -> pa.Table | None:
         self.context.admit()  # a critical node refuses new queries, clearly
-        state = self.context.registry().state()
+        phase = self.last.phase
+        with phase("catalog"):
+            state = self.context.registry().state()
         missing: list[tuple[str, str, str]] = []
         # Each frame is pinned (its snapshot read) when planning first names it, so the stand-in
         # has the schema of the version the query reads, and the run reads that same snapshot.
@@ -338,13 +355,14 @@ class SqlSession:
                 ctx.register_catalog_provider(hive, PlanningHive(state, hive, missing, schema_of))
             return ctx
 
-        planning = stand_ins()
-        try:
-            plan = planning.sql_with_options(query.sql, READ_ONLY).optimized_logical_plan()
-        except Exception as exc:
-            if failed:
-                raise failed[0] from None
-            raise planning_error(exc, state, missing) from None
+        with phase("planning"):
+            planning = stand_ins()
+            try:
+                plan = planning.sql_with_options(query.sql, READ_ONLY).optimized_logical_plan()
+            except Exception as exc:
+                if failed:
+                    raise failed[0] from None
+                raise planning_error(exc, state, missing) from None
         if failed:
             raise failed[0]
 
@@ -361,12 +379,14 @@ class SqlSession:
         pinned = []
         by_time = False
         for (hive, box, table), per_scan in needs.items():
-            frame, snap = pin(hive, box, table)
+            with phase("ledger"):
+                frame, snap = pin(hive, box, table)
             wanted = split_version(table)[1]
             by_time = by_time or isinstance(wanted, datetime)
             version = None if wanted is None else snap.version
             schema = frame.schema_at(snap)
-            pruned = prune(snap.cells.values(), _combine(per_scan), schema, frame.partition_by)
+            with phase("pruning"):
+                pruned = prune(snap.cells.values(), _combine(per_scan), schema, frame.partition_by)
             self.last.frames.append(_report(frame, snap.version, version, pruned))
             pinned.append(PinnedFrame(hive, box, table, version, frame, pruned, schema))
         planned = PlannedQuery(query.sql, plan, planning, stand_ins, pinned, self.hive, self.box)
@@ -380,8 +400,10 @@ class SqlSession:
         if decision.plan is not None and not query.explain:
             assert distributor is not None
             return plain_types(distributor.run(planned, decision, cancel))
-        with scratch_folder(self.context.location()) as scratch:
-            result = self._execute(query, pinned, scratch, cancel, sink)
+        # A query reading one table once, without a join (TPC-H Q1, Q6): see sources.SINGLE_SCAN.
+        shape = SINGLE_SCAN if len(scans(plan)) == 1 else None
+        with scratch_folder(self.context.location()) as scratch, LINKED.holding() as linked:
+            result = self._execute(query, pinned, scratch, cancel, sink, linked, shape)
         if result is None:  # streamed into sink
             return None
         if query.explain:
@@ -395,6 +417,8 @@ class SqlSession:
         scratch: Path | None,
         cancel: threading.Event | None,
         sink: ResultSink | None = None,
+        linked: list[Any] | None = None,
+        shape: dict[str, str] | None = None,
     ) -> pa.Table | None:
         sql = query.sql
         if query.explain:
@@ -402,32 +426,43 @@ class SqlSession:
         pool = self.context.pool()
         location, credentials = self.context.location(), self.context.credentials
 
+        phase = self.last.phase
+
         def run(bee: Any) -> pa.Table | None:
             # Inside a bee: its memory budget and spill folder, and the task deadline.
-            execution = bee.context(
-                self._config(), partitions=pool.size, reach=Reach(location, credentials)
-            )
-            for p in pinned:
-                table = frame_table(execution, p.frame, p.pruned.kept, scratch, schema=p.schema)
-                register_table(execution, p.hive, p.box, p.table, table)
+            with phase("registration"):
+                execution = bee.context(
+                    self._config(),
+                    partitions=pool.size,
+                    shape=shape,
+                    reach=Reach(location, credentials),
+                )
+                for p in pinned:
+                    table = frame_table(
+                        execution, p.frame, p.pruned.kept, scratch, schema=p.schema, linked=linked
+                    )
+                    register_table(execution, p.hive, p.box, p.table, table)
             try:
-                df = execution.sql_with_options(sql, READ_ONLY)
-                if sink is None:
-                    return bee.collect(df)
-                schema = plain_schema(df.schema())
-                sink.start(schema)
-                bee.stream(df, PlainBatches(sink, schema))
-                return None
+                with phase("execution"):
+                    df = execution.sql_with_options(sql, READ_ONLY)
+                    if sink is None:
+                        return bee.collect(df)
+                    schema = plain_schema(df.schema())
+                    sink.start(schema)
+                    bee.stream(df, PlainBatches(sink, schema))
+                    return None
             except ApiaryError:
                 raise
             except Exception as exc:
                 raise execution_error(exc) from None
 
         name = f"sql: {' '.join(query.sql.split())[:60]}"
-        result = pool.run(run, name=name, retry=False, cancel=cancel)
+        with phase("bee"):  # the pool's own work around run(): waiting, handing over, release
+            result = pool.run(run, name=name, retry=False, cancel=cancel)
         if result is None or query.explain:
             return result
-        return plain_types(result)
+        with phase("result"):
+            return plain_types(result)
 
     def _explain(self, plan: pa.Table, decision: Decision) -> pa.Table:
         kinds = [f"apiary pruning ({f.frame})" for f in self.last.frames]

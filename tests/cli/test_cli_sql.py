@@ -36,6 +36,15 @@ def test_sql_prints_a_table_with_timing_and_pruning(root: str) -> None:
     assert "8 cells considered, 4 pruned by partition" in out.stdout
 
 
+def test_sql_profile_prints_where_the_time_went(root: str) -> None:
+    out = run("sql", QUERY, "--storage", root, "--profile", "--format", "csv")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == '"region","n"'  # the result is untouched on stdout
+    for phase in ("catalog read", "planning", "ledger read", "cell pruning", "registration",
+                  "DataFusion planning and execution", "result conversion", "total"):  # fmt: skip
+        assert phase in out.stderr, (phase, out.stderr)
+
+
 def test_sql_formats(root: str, tmp_path) -> None:
     csv = run("sql", QUERY, "--storage", root, "--format", "csv").stdout.splitlines()
     assert csv == ['"region","n"', '"north",500', '"south",500']

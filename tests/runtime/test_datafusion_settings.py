@@ -1,0 +1,79 @@
+"""DataFusion settings in a bee's context: Apiary's tuned defaults, and the node's overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from datafusion import SessionConfig
+
+from apiary.errors import ConfigError
+from apiary.runtime.bees import TUNED, Bee, BeePool
+from apiary.sdk import Apiary
+
+PUSHDOWN = "datafusion.execution.parquet.pushdown_filters"
+JOINS = "datafusion.optimizer.repartition_joins"
+BATCH = "datafusion.execution.batch_size"
+MiB = 1 << 20
+
+
+def setting(bee: Bee, name: str, partitions: int = 1) -> str:
+    """The value a context made by ``bee`` really has (read back from DataFusion)."""
+    ctx = bee.context(SessionConfig().with_information_schema(True), partitions=partitions)
+    rows = ctx.sql(f"SELECT value FROM information_schema.df_settings WHERE name = '{name}'")
+    return rows.to_pylist()[0]["value"]
+
+
+def test_bees_use_the_tuned_settings_and_keep_joins_unshuffled_on_few_partitions(
+    tmp_path: Path,
+) -> None:
+    bee = Bee(0, 256 * MiB, tmp_path / "bee")
+    assert TUNED[PUSHDOWN] == "true"
+    assert setting(bee, PUSHDOWN) == "true"
+    assert setting(bee, "datafusion.execution.parquet.reorder_filters") == "true"
+    assert setting(bee, JOINS, partitions=2) == "false"
+    assert setting(bee, JOINS, partitions=4) == "true"  # DataFusion's own choice again
+
+
+def test_apiary_toml_overrides_reach_every_query_context(tmp_path: Path, monkeypatch) -> None:
+    config = tmp_path / "apiary.toml"
+    config.write_text(f'[datafusion]\n"{PUSHDOWN}" = false\n"{BATCH}" = 4096\n')
+    monkeypatch.setenv("APIARY_CONFIG", str(config))
+    with Apiary("t", str(tmp_path / "root"), join_swarm=False) as ap:
+        bee = ap.pool.bees[0]
+        assert setting(bee, PUSHDOWN) == "false"
+        assert setting(bee, BATCH) == "4096"
+        ap.create_hive("h")
+        ap.create_box("h", "b")
+        ap.create_frame("h", "b", "f", {"x": "int64"})
+        ap.write_to_frame("h", "b", "f", pa.table({"x": [1, 5]}))
+        assert ap.sql("SELECT sum(x) AS s FROM h.b.f WHERE x > 2").to_pylist() == [{"s": 5}]
+
+
+def test_a_setting_datafusion_refuses_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"datafusion\.execution\.batch_size"):
+        BeePool(1, 64 * MiB, tmp_path / "scratch", datafusion={BATCH: "lots"})
+    with pytest.raises(ConfigError, match="datafusion.nowhere"):
+        BeePool(1, 64 * MiB, tmp_path / "scratch", datafusion={"datafusion.nowhere": "1"})
+
+
+def test_a_single_scan_reads_without_pushdown_and_a_join_with_it(tmp_path: Path) -> None:
+    """Pushdown pays for joins (their filters reach the probe side's scan) and costs a lone
+    scan: the physical plan shows which was used (a FilterExec stays above the scan without)."""
+    with Apiary("t", str(tmp_path / "root"), join_swarm=False) as ap:
+        ap.create_hive("h")
+        ap.create_box("h", "b")
+        ap.create_frame("h", "b", "f", {"x": "int64", "k": "int64"})
+        ap.write_to_frame("h", "b", "f", pa.table({"x": [1, 5, 7], "k": [1, 2, 2]}))
+
+        def physical(sql: str) -> str:
+            plan = ap.sql("EXPLAIN " + sql).to_pylist()
+            return next(r["plan"] for r in plan if r["plan_type"] == "physical_plan")
+
+        lone = "SELECT sum(x) AS s FROM h.b.f WHERE x > 2"
+        joined = "SELECT sum(a.x) AS s FROM h.b.f a JOIN h.b.f b ON a.k = b.x WHERE a.x > 2"
+        assert "FilterExec" in physical(lone)
+        assert "FilterExec" not in physical(joined)
+        assert ap.sql(lone).to_pylist() == [{"s": 12}]
+        assert ap.sql(joined).to_pylist() == [{"s": None}]  # k 2 matches no x
