@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 
-@click.command(hidden=True)
+@click.command("_sealed", hidden=True)
 def sealed() -> None:
     """Run one plan from stdin and stream its result to stdout (started by a bee)."""
     from apiary.runtime.sealed import main

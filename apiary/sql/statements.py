@@ -78,6 +78,7 @@ class Insert:
     query: str  # SELECT ... / VALUES ... / WITH ...
 
 
+@dataclass(frozen=True)
 class AddColumn:
     """``ALTER TABLE f ADD COLUMN [IF NOT EXISTS] c type``."""
 

@@ -52,12 +52,12 @@ def test_tables_in_use_are_not_evicted_and_the_rest_go_beyond_the_limit(tmp_path
         cells = sorted(frame.snapshot().cells.values(), key=lambda c: c.path)
         with tables.holding() as held:
             for n in range(3):
-                tables.table(held, frame, cells[: n + 1])
+                tables.table(held, frame, cells[: n + 1], frame.schema)
             folder = link_folders(root)[0]
             assert len(list(folder.iterdir())) == 3  # all in use: none evicted
         assert len(list(folder.iterdir())) == 1  # the limit, once the query let go
         with tables.holding() as held:
-            again = tables.table(held, frame, cells)  # the kept one: the whole frame
-            assert again is tables.table(held, frame, cells)
+            again = tables.table(held, frame, cells, frame.schema)  # the kept one: the whole frame
+            assert again is tables.table(held, frame, cells, frame.schema)
     tables.clear()
     assert link_folders(root) == []
