@@ -441,7 +441,7 @@ class Ledger:
         self._refuse_old_format()
         stamp = int(datetime.now(UTC).timestamp() * 1000)
         add = [c if c.modified_ms else c.model_copy(update={"modified_ms": stamp}) for c in add]
-        change = Change(operation, tuple(add), tuple(remove or ()), replace_all)
+        change = Change(operation, tuple(add), tuple(remove or ()), replace_all, exclusive)
         commit_id = uuid.uuid4().hex
         snap = self._latest if self._latest is not None else self.latest()
         if snap.version < 0:
@@ -471,14 +471,6 @@ class Ledger:
                 )
             if table is None and base_schema != written:
                 check_schema(written, base_schema, self.name, base.version)
-            if exclusive:
-                extra = [path for path in base.cells if path not in change.remove]
-                if extra:
-                    raise WriteConflictError(
-                        f"{len(extra)} cell(s) were added to {self.name} (now at version "
-                        f"{base.version}) while its cells were rewritten for a new column type; "
-                        "nothing was committed. Run the change again."
-                    )
             removed = removals(change, base, self.name)
             entry = self._entry(
                 base.version + 1, commit_id, operation, add, removed, dict([txn]) if txn else {}

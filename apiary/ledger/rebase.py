@@ -9,7 +9,9 @@ the history reads as the serial order of its versions:
   commit already removed any of them the rewrite is a ``WriteConflictError``, since its new cells
   were computed from data that is no longer live. Cells appended meanwhile stay;
 - a full overwrite removes every cell live at the version it lands on, so rows appended while it
-  ran are not carried into it.
+  ran are not carried into it;
+- an exclusive rewrite (a column widened by rewriting every cell) is a ``WriteConflictError``
+  when any cell it did not rewrite is live where it lands.
 
 Pure logic over ``Snapshot``: independent of how the ledger stores its entries.
 """
@@ -30,6 +32,9 @@ class Change:
     add: tuple[CellMeta, ...] = ()
     remove: tuple[str, ...] = ()  # the exact cells a rewrite replaces
     replace_all: bool = False  # a full overwrite: remove whatever is live at landing time
+    # A rewrite that must see no other new cell (widening a column rewrites every cell under
+    # the new type; a cell appended meanwhile would keep the old one).
+    exclusive: bool = False
 
     def __post_init__(self) -> None:
         if self.replace_all and self.remove:
@@ -47,4 +52,12 @@ def removals(change: Change, base: Snapshot, frame: str) -> list[str]:
             f"removed {len(gone)} of the cells this rewrite replaces (e.g. {gone[0]}); "
             "nothing was committed. Re-read the frame and run the operation again."
         )
+    if change.exclusive:
+        extra = [path for path in base.cells if path not in change.remove]
+        if extra:
+            raise WriteConflictError(
+                f"{len(extra)} cell(s) were added to {frame} (now at version "
+                f"{base.version}) while its cells were rewritten for a new column type; "
+                "nothing was committed. Run the change again."
+            )
     return list(change.remove)
