@@ -34,6 +34,10 @@ def encode_parquet(table: pa.Table) -> pa.Buffer:
         compression=COMPRESSION,
         write_statistics=True,
         row_group_size=ROW_GROUP_ROWS,
+        # Decimals of up to 18 digits as INT32/INT64 (Parquet's own decimal encodings, which
+        # every Delta reader reads) rather than fixed-length byte arrays: DataFusion decodes
+        # them much faster (TPC-H geomean -15 %, Q14 -54 %; README "Performance").
+        store_decimal_as_integer=True,
     )
     return sink.getvalue()
 

@@ -71,7 +71,7 @@ def _collect(plan: LogicalPlan, found: list[Scan]) -> None:
 
 def to_predicate(expr: Expr) -> Predicate | None:
     """The pruning predicate for ``expr``, or None when it cannot help prune."""
-    variant = expr.to_variant()
+    variant = _kind(expr)
     kind = type(variant).__name__
     if kind == "BinaryExpr":
         op = variant.op().upper()
@@ -113,13 +113,22 @@ def to_predicate(expr: Expr) -> Predicate | None:
 _NOT_LITERAL = object()
 
 
+def _kind(expr: Expr) -> Any:
+    """``expr``'s variant, or None for one the bindings cannot convert (a scalar function
+    such as ``substring(c, 1, 2)``): such an expression can never prune."""
+    try:
+        return expr.to_variant()
+    except ValueError:
+        return None
+
+
 def _column(expr: Expr) -> str | None:
-    variant = expr.to_variant()
+    variant = _kind(expr)
     return variant.name() if type(variant).__name__ == "Column" else None
 
 
 def _literal(expr: Expr) -> Any:
-    if type(expr.to_variant()).__name__ != "Literal":
+    if type(_kind(expr)).__name__ != "Literal":
         return _NOT_LITERAL
     value = expr.python_value()
     return value.as_py() if hasattr(value, "as_py") else value
