@@ -22,7 +22,7 @@ from support.waiting import wait_until
 
 from apiary.errors import MemoryExceededError, QueryCancelledError, TaskTimeoutError
 from apiary.runtime.bees import Bee, BeePool
-from apiary.runtime.sealed import plan_bytes, unstoppable
+from apiary.runtime.sealed import UNSTOPPABLE, plan_bytes, unstoppable
 
 MiB = 1 << 20
 QUIET = 25.0  # % of one core, this process and its children
@@ -80,6 +80,35 @@ def children() -> list[psutil.Process]:
             if "_sealed" in child.cmdline():
                 found.append(child)
     return found
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT * FROM t a JOIN t b ON a.x = b.x",
+        "SELECT * FROM t a JOIN t b ON a.x < b.x",
+        "SELECT * FROM t a, t b",
+        "SELECT * FROM t a, t b WHERE a.x = b.x",
+        "SELECT * FROM t a CROSS JOIN t b WHERE a.x > b.x",
+        "SELECT * FROM t a LEFT JOIN t b ON a.x > b.x OR a.x = b.x",
+        "SELECT * FROM t a LEFT JOIN t b ON true",
+        "SELECT * FROM t WHERE x IN (SELECT x FROM t WHERE x > 3)",
+        "SELECT * FROM t a WHERE EXISTS (SELECT 1 FROM t b WHERE b.x > a.x)",
+    ],
+)
+def test_the_logical_plan_names_the_operator_physical_planning_picks(
+    cells: Path, tmp_path: Path, query: str
+) -> None:
+    ctx = Bee(0, 64 * MiB, tmp_path / "bee").context()
+    ctx.register_parquet("t", str(cells))
+    df = ctx.sql(query)
+    physical = [
+        line.split(":")[0].strip()
+        for line in df.execution_plan().display_indent().splitlines()
+        if "Join" in line
+    ]
+    found = unstoppable(df)
+    assert found == next((op for op in physical if op in UNSTOPPABLE), None)
 
 
 def test_only_plans_datafusion_cannot_stop_are_sealed(cells: Path, tmp_path: Path) -> None:
