@@ -246,20 +246,10 @@ class Bee:
         then the node's own ``settings`` (apiary.toml's datafusion table) win. ``reach`` gives
         the context the storage root's object store (on S3), also for a sealed child's run.
         """
-        partitions = max(1, min(partitions, self.memory_budget // PARTITION_MIN))
+        partitions = self._partitions_for(partitions)
         self._partitions, self._reach, self._shape = partitions, reach, dict(shape or {})
         config = (config or SessionConfig()).with_target_partitions(partitions)
-        for key, value in {**TUNED, **(shape or {})}.items():
-            config = config.set(key, value)
-        if partitions < JOIN_REPARTITION_FROM:
-            config = config.set("datafusion.optimizer.repartition_joins", "false")
-        config = config.set(
-            "datafusion.execution.sort_spill_reservation_bytes",
-            str(_sort_reservation(self.memory_budget)),
-        )
-        # Spills are written to an SD card on a Pi: lz4 cuts the bytes written at little cost.
-        config = config.set("datafusion.execution.spill_compression", "lz4_frame")
-        for key, value in self.settings.items():
+        for key, value in self.options(partitions=partitions, shape=shape).items():
             config = config.set(key, value)
         # batch_size stays at DataFusion's default: a smaller one does not bound the work a
         # nested-loop or cross join does before it can be stopped (that is one piece of its
@@ -275,6 +265,29 @@ class Bee:
         if reach is not None:
             register_object_store(context, reach.location, reach.credentials)
         return context
+
+    def _partitions_for(self, wanted: int) -> int:
+        return max(1, min(wanted, self.memory_budget // PARTITION_MIN))
+
+    def options(
+        self, *, partitions: int = 1, shape: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """The DataFusion options :meth:`context` sets for ``partitions`` and ``shape``.
+
+        A Parquet table keeps the options of the context that made it (its scan reads them,
+        not the running context's), so tables made outside the bee are made with these.
+        """
+        partitions = self._partitions_for(partitions)
+        options = {"datafusion.execution.target_partitions": str(partitions), **TUNED}
+        options.update(shape or {})
+        if partitions < JOIN_REPARTITION_FROM:
+            options["datafusion.optimizer.repartition_joins"] = "false"
+        options["datafusion.execution.sort_spill_reservation_bytes"] = str(
+            _sort_reservation(self.memory_budget)
+        )
+        # Spills are written to an SD card on a Pi: lz4 cuts the bytes written at little cost.
+        options["datafusion.execution.spill_compression"] = "lz4_frame"
+        return {**options, **self.settings}
 
     def _runtime_dirs(self) -> list[Path]:
         with contextlib.suppress(OSError):

@@ -8,7 +8,7 @@ the context, and the swarm supplies the distributor.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -40,7 +40,14 @@ class Chamber(Protocol):
         *,
         partitions: int = 1,
         reach: Reach | None = None,
+        shape: Mapping[str, str] | None = None,
     ) -> SessionContext: ...
+
+    def options(
+        self, *, partitions: int = 1, shape: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """The DataFusion options :meth:`context` sets (tables made elsewhere need them)."""
+        ...
 
     def collect(self, df: DataFrame, *, limit_result: bool = True) -> pa.Table: ...
 

@@ -437,9 +437,16 @@ class SqlSession:
                     shape=shape,
                     reach=Reach(location, credentials),
                 )
+                options = bee.options(partitions=pool.size, shape=shape)
                 for p in pinned:
                     table = frame_table(
-                        execution, p.frame, p.pruned.kept, scratch, schema=p.schema, linked=linked
+                        execution,
+                        p.frame,
+                        p.pruned.kept,
+                        scratch,
+                        schema=p.schema,
+                        linked=linked,
+                        options=options,
                     )
                     register_table(execution, p.hive, p.box, p.table, table)
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -77,3 +78,35 @@ def test_a_single_scan_reads_without_pushdown_and_a_join_with_it(tmp_path: Path)
         assert "FilterExec" not in physical(joined)
         assert ap.sql(lone).to_pylist() == [{"s": 12}]
         assert ap.sql(joined).to_pylist() == [{"s": None}]  # k 2 matches no x
+
+
+def _rows_pruned_in_scans(ap: Apiary, sql: str) -> int:
+    """Rows the Parquet scans themselves dropped while decoding (pushdown), per EXPLAIN ANALYZE."""
+    plan = ap.sql("EXPLAIN ANALYZE " + sql).to_pylist()
+    text = next(r["plan"] for r in plan if r["plan_type"] == "Plan with Metrics")
+    found = re.findall(r"pushdown_rows_pruned=([0-9.]+)", text)
+    assert found, text
+    return sum(int(float(n)) for n in found)
+
+
+@pytest.mark.parametrize("pushdown", [True, False])
+def test_kept_tables_scan_with_the_options_of_the_query_that_runs_them(
+    tmp_path: Path, monkeypatch, pushdown: bool
+) -> None:
+    """Local frames are scanned through tables kept across queries (sources.LINKED), made
+    outside the bee: they must still evaluate filters inside the scan exactly when the bee's
+    settings say so, on the first run and when kept."""
+    if not pushdown:
+        config = tmp_path / "apiary.toml"
+        config.write_text(f'[datafusion]\n"{PUSHDOWN}" = false\n')
+        monkeypatch.setenv("APIARY_CONFIG", str(config))
+    with Apiary("t", str(tmp_path / "root"), join_swarm=False) as ap:
+        ap.create_hive("h")
+        ap.create_box("h", "b")
+        ap.create_frame("h", "b", "f", {"x": "int64", "k": "int64"})
+        ap.write_to_frame("h", "b", "f", pa.table({"x": range(1000), "k": range(1000)}))
+        joined = "SELECT count(*) AS n FROM h.b.f a JOIN h.b.f b ON a.k = b.k WHERE a.x >= 990"
+        for _ in range(2):  # made, then kept
+            assert ap.sql(joined).to_pylist() == [{"n": 10}]
+            pruned = _rows_pruned_in_scans(ap, joined)
+            assert pruned >= 990 if pushdown else pruned == 0

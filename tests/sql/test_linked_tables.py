@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from apiary.sdk import Apiary
-from apiary.sql.sources import LINKED, TABLES_PREFIX, LinkedTables
+from apiary.sql.sources import LINKED, SINGLE_SCAN, TABLES_PREFIX, LinkedTables
 
 
 def link_folders(root: Path) -> list[Path]:
@@ -61,3 +61,22 @@ def test_tables_in_use_are_not_evicted_and_the_rest_go_beyond_the_limit(tmp_path
             assert again is tables.table(held, frame, cells, frame.schema)
     tables.clear()
     assert link_folders(root) == []
+
+
+def test_kept_tables_are_made_with_the_options_of_the_bee_that_runs_them(tmp_path: Path) -> None:
+    """A Parquet table scans with some options of the context that made it (reorder_filters),
+    so the tables of queries run with other options are made, and kept, apart."""
+    reorder = "datafusion.execution.parquet.reorder_filters"
+    with Apiary("t", str(tmp_path / "root"), join_swarm=False) as ap:
+        bee = ap.pool.bees[0]
+        joined, lone = bee.options(partitions=2), bee.options(partitions=2, shape=SINGLE_SCAN)
+        assert joined != lone
+        tables = LinkedTables()
+        for options in (joined, lone):
+            shown = {**options, "datafusion.catalog.information_schema": "true"}
+            maker = tables.maker(shown)
+            assert tables.maker(dict(shown)) is maker
+            settings = maker.sql("SELECT name, value FROM information_schema.df_settings")
+            values = {row["name"]: row["value"] for row in settings.to_pylist()}
+            assert {name: values[name] for name in options} == options
+            assert values[reorder] == "true"
