@@ -57,19 +57,20 @@ class SealedJob(BaseModel):
     settings: dict[str, str] = {}
 
 
-def unstoppable(df: DataFrame) -> str | None:
+def unstoppable(df: DataFrame, optimized: LogicalPlan | None = None) -> str | None:
     """The operator of ``df``'s physical plan that DataFusion could not stop, or None.
 
     Read from the optimised logical plan, which costs a third of physical planning: DataFusion
     plans a join with no equality between its sides (``on`` empty) as a NestedLoopJoinExec, or
     a CrossJoinExec when it has no condition at all; a join with an equality is a hash join.
     Only a query with a join or a subquery (which becomes one) can have one; the others skip
-    planning here.
+    planning here. ``optimized`` is ``df``'s optimised plan if the caller has it already.
     """
-    written = df.logical_plan().display_indent()
-    if "Join" not in written and "Subquery" not in written:
-        return None
-    pending = [df.optimized_logical_plan()]
+    if optimized is None:
+        written = df.logical_plan().display_indent()
+        if "Join" not in written and "Subquery" not in written:
+            return None
+    pending = [optimized if optimized is not None else df.optimized_logical_plan()]
     while pending:
         node = pending.pop()
         variant = node.to_variant()

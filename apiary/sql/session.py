@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from datafusion import SessionConfig, SessionContext
+from datafusion import LogicalPlan, SessionConfig, SessionContext
 
 from apiary.catalog.models import RegistryState
 from apiary.cells.types import column_notes
@@ -403,7 +403,7 @@ class SqlSession:
         # A query reading one table once, without a join (TPC-H Q1, Q6): see sources.SINGLE_SCAN.
         shape = SINGLE_SCAN if len(scans(plan)) == 1 else None
         with scratch_folder(self.context.location()) as scratch, LINKED.holding() as linked:
-            result = self._execute(query, pinned, scratch, cancel, sink, linked, shape)
+            result = self._execute(query, pinned, scratch, cancel, sink, linked, shape, plan)
         if result is None:  # streamed into sink
             return None
         if query.explain:
@@ -419,7 +419,10 @@ class SqlSession:
         sink: ResultSink | None = None,
         linked: list[Any] | None = None,
         shape: dict[str, str] | None = None,
+        plan: LogicalPlan | None = None,
     ) -> pa.Table | None:
+        """Run ``query`` in a bee over the pinned frames; ``plan`` is its optimised plan against
+        the stand-ins (the same joins: the bee need not plan again to look for them)."""
         sql = query.sql
         if query.explain:
             sql = f"EXPLAIN {'ANALYZE ' if query.analyze else ''}{sql}"
@@ -452,11 +455,12 @@ class SqlSession:
             try:
                 with phase("execution"):
                     df = execution.sql_with_options(sql, READ_ONLY)
+                    optimized = None if query.explain else plan
                     if sink is None:
-                        return bee.collect(df)
+                        return bee.collect(df, optimized=optimized)
                     schema = plain_schema(df.schema())
                     sink.start(schema)
-                    bee.stream(df, PlainBatches(sink, schema))
+                    bee.stream(df, PlainBatches(sink, schema), optimized=optimized)
                     return None
             except ApiaryError:
                 raise
