@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote
@@ -68,7 +68,18 @@ class TableMeta:
         return list(self.metadata.partition_columns)
 
 
-def new_table(frame_id: str, schema: pa.Schema, partition_by: list[str], name: str) -> TableMeta:
+# The frame's declared sort (clustering) key, in its Delta metaData's configuration so that
+# other tools see it too: "device,ts". Table properties outside "delta." are free for writers.
+SORT_BY_KEY = "apiary.sortBy"
+
+
+def new_table(
+    frame_id: str,
+    schema: pa.Schema,
+    partition_by: list[str],
+    name: str,
+    sort_by: Sequence[str] = (),
+) -> TableMeta:
     """Version 0 of a frame: the lowest protocol that expresses its schema."""
     if needs_timestamp_ntz(schema):
         protocol = Protocol(
@@ -84,7 +95,7 @@ def new_table(frame_id: str, schema: pa.Schema, partition_by: list[str], name: s
         name=name,
         schemaString=json.dumps(to_delta_schema(schema), separators=(",", ":")),
         partitionColumns=list(partition_by),
-        configuration={},
+        configuration={SORT_BY_KEY: ",".join(sort_by)} if sort_by else {},
         createdTime=_now_ms(),
     )
     return TableMeta(protocol, metadata)

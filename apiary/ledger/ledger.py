@@ -406,7 +406,13 @@ class Ledger:
         """Write version 0 (``create_frame``) unless it exists. Any writer may do it."""
         if self._in_old_format():
             return  # it exists, in the old format
-        table = new_table(self.frame.frame_id, self.schema, self.frame.partition_by, self.name)
+        table = new_table(
+            self.frame.frame_id,
+            self.schema,
+            self.frame.partition_by,
+            self.name,
+            self.frame.sort_by,
+        )
         entry = self._entry(0, uuid.uuid4().hex, "create_frame", [], [])
         version = entry_to_version(entry, self.schema, [], table=table)
         self.log.try_create(0, encode_version(version))

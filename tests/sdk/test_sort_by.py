@@ -122,3 +122,19 @@ def test_compact_makes_sorted_cells_with_disjoint_ranges_and_pruning_skips_more(
     assert sorted_scan.scanned == 1 < plain_scan.scanned
     whole = "SELECT device, count(*) AS n, sum(temp) AS t FROM h.b.{} GROUP BY device ORDER BY 1"
     assert ap.sql(whole.format("sorted")).equals(ap.sql(whole.format("plain")))
+
+
+def test_the_sort_key_is_in_the_delta_metadata_for_other_tools(ap: Apiary) -> None:
+    from deltalake import DeltaTable
+
+    fill(ap, "s", ["device", "ts"])
+    ap.create_frame("h", "b", "plain", SCHEMA)
+    ap.add_columns("h", "b", "s", {"note": "string"})  # a new metaData keeps the key
+    sorted_table = DeltaTable(ap.get_frame("h", "b", "s")["uri"])
+    assert sorted_table.metadata().configuration == {"apiary.sortBy": "device,ts"}
+    assert "note" in sorted_table.schema().to_arrow().names
+    assert sorted_table.to_pyarrow_table().num_rows == 12 * DEVICES * 10
+    assert (
+        "apiary.sortBy"
+        not in DeltaTable(ap.get_frame("h", "b", "plain")["uri"]).metadata().configuration
+    )
