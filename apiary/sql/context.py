@@ -43,6 +43,18 @@ class Chamber(Protocol):
         shape: Mapping[str, str] | None = None,
     ) -> SessionContext: ...
 
+    def session(
+        self,
+        *,
+        catalog: str | None = None,
+        schema: str | None = None,
+        partitions: int = 1,
+        reach: Reach | None = None,
+        shape: Mapping[str, str] | None = None,
+    ) -> SessionContext:
+        """The bee's own context, kept across tasks (tables registered in it last one task)."""
+        ...
+
     def options(
         self, *, partitions: int = 1, shape: Mapping[str, str] | None = None
     ) -> dict[str, str]:

@@ -434,8 +434,9 @@ class SqlSession:
         def run(bee: Any) -> pa.Table | None:
             # Inside a bee: its memory budget and spill folder, and the task deadline.
             with phase("registration"):
-                execution = bee.context(
-                    self._config(),
+                execution = bee.session(
+                    catalog=self.hive,
+                    schema=(self.box or "public") if self.hive else None,
                     partitions=pool.size,
                     shape=shape,
                     reach=Reach(location, credentials),

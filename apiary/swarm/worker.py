@@ -250,9 +250,13 @@ class Worker:
                 register_object_store(ctx, reach.location, reach.credentials)
                 result = self._execute(manifest, task, ctx)
             else:
+                catalog, schema = manifest.defaults
                 result = self.pool.run(
                     lambda bee: self._execute(
-                        manifest, task, bee.context(config, reach=reach), bee.collect
+                        manifest,
+                        task,
+                        bee.session(catalog=catalog, schema=schema, reach=reach),
+                        bee.collect,
                     ),
                     name=f"task {task.task_id} of query {manifest.query_id[:8]}",
                     retry=False,  # the coordinator retries elsewhere
