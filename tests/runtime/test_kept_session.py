@@ -63,16 +63,20 @@ def test_the_session_is_kept_and_tables_last_one_task(pool: BeePool, cell: Path)
 
 
 def test_a_task_that_fails_takes_the_session_with_it(pool: BeePool) -> None:
-    kept = pool.run(lambda bee: bee.session(), name="kept")
+    batch = "datafusion.execution.batch_size"
+
+    def mark(bee) -> str:  # an option no task sets: it tells this session from a new one
+        bee.session().sql(f"SET {batch} = 1234")
+        return setting(bee.session(), batch)
 
     def fails(bee):
         bee.collect(bee.session().sql("SELECT * FROM nowhere"))
 
+    assert pool.run(mark, name="mark") == "1234"
+    assert pool.run(lambda bee: setting(bee.session(), batch), name="kept") == "1234"
     with pytest.raises(Exception, match="nowhere"):
         pool.run(fails, name="fails", retry=False)
-    fresh = pool.run(lambda bee: bee.session(), name="fresh")
-    assert fresh is not kept
-    del kept
+    assert pool.run(lambda bee: setting(bee.session(), batch), name="new") == "8192"
     assert wait_until(lambda: len(runtime_folders(pool)) == 1, timeout=5.0)
 
 
