@@ -112,7 +112,7 @@ class Settings(BaseSettings):
     datafusion: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
         description="DataFusion options for this node's queries, over Apiary's own choices "
-        '(a [datafusion] table: "datafusion.execution.parquet.pushdown_filters" = false)',
+        '(a [datafusion] table: "datafusion.execution.parquet.pushdown_filters" = true)',
     )
     cache_dir: Path | None = Field(
         None, description="folder for the cell cache; unset = $APIARY_HOME/cache"

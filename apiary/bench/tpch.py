@@ -217,39 +217,23 @@ def raw_datafusion(files: Files) -> Any:
     return ctx
 
 
-def tuned_datafusion(files: Files, options: Mapping[str, str]) -> Callable[[str], pa.Table]:
-    """Raw DataFusion with the options Apiary's bees use (``options``), per query shape as
-    Apiary chooses it (``SINGLE_SCAN`` for a query reading one table once): what Apiary's own
-    cost is measured against. Tables are made in the context that runs them, since a Parquet
-    table keeps some options of the context that made it."""
+def tuned_datafusion(files: Files, options: Mapping[str, str]) -> Any:
+    """Raw DataFusion with the options Apiary's bees use (``options``): what Apiary's own cost
+    is measured against. Tables are made in the context that runs them, since a Parquet table
+    keeps some options of the context that made it."""
     from datafusion import SessionConfig, SessionContext
 
-    from apiary.sql.plan import scans
-    from apiary.sql.sources import SINGLE_SCAN
-
-    def context(shape: Mapping[str, str]) -> Any:
-        config = SessionConfig()
-        for key, value in {**options, **shape}.items():
-            config = config.set(key, value)
-        ctx = SessionContext(config)
-        for table in TABLES:
-            paths = [Path(p) for p in files[table]]
-            frame = ctx.read_parquet(str(paths[0]))
-            for path in paths[1:]:
-                frame = frame.union(ctx.read_parquet(str(path)))
-            ctx.register_view(table, frame)
-        return ctx
-
-    joined, single = context({}), context(SINGLE_SCAN)
-    shapes: dict[str, Any] = {}
-
-    def run(query: str) -> pa.Table:
-        if query not in shapes:
-            plan = joined.sql(query).optimized_logical_plan()
-            shapes[query] = single if len(scans(plan)) == 1 else joined
-        return run_datafusion(shapes[query], query)
-
-    return run
+    config = SessionConfig()
+    for key, value in options.items():
+        config = config.set(key, value)
+    ctx = SessionContext(config)
+    for table in TABLES:
+        paths = [Path(p) for p in files[table]]
+        frame = ctx.read_parquet(str(paths[0]))
+        for path in paths[1:]:
+            frame = frame.union(ctx.read_parquet(str(path)))
+        ctx.register_view(table, frame)
+    return ctx
 
 
 def duckdb_available() -> bool:
@@ -372,11 +356,11 @@ def run(
             cells = cell_files(ap, hive, box, workdir / "apiary")
             ctx = raw_datafusion(cells)
             con = duckdb_connection(cells) if with_duckdb else None
-            options = ap.pool.bees[0].options(partitions=ap.pool.size)
+            tuned = tuned_datafusion(cells, ap.pool.bees[0].options(partitions=ap.pool.size))
             engines: dict[str, Callable[[str], pa.Table]] = {
                 "apiary": ap.sql,
                 "datafusion": lambda q: run_datafusion(ctx, q),
-                "datafusion_tuned": tuned_datafusion(cells, options),
+                "datafusion_tuned": lambda q: run_datafusion(tuned, q),
             }
             if con is not None:
                 engines["duckdb"] = lambda q: run_duckdb(con, q)

@@ -108,11 +108,13 @@ PARTITION_MIN = 64 * MiB
 
 
 # DataFusion settings every bee uses unless the node's settings say otherwise (``datafusion`` in
-# apiary.toml). Measured on TPC-H SF1 over Apiary's cells, 2 cores (README "Performance"):
-# evaluating filters inside the Parquet scan (cheapest first) skips decoding the rows they drop,
-# Q17 3.6x and Q14 2.9x faster, geomean vs DuckDB 2.05 -> 1.58; a few queries lose 5-15 %.
+# apiary.toml). Measured on TPC-H SF1 over Apiary's cells with integer-stored decimals, 2 cores
+# (README "Performance"): evaluating filters inside the Parquet scan (pushdown_filters) wins big
+# where a very selective join filter reaches a large scan (Q17 2.5x, Q20 1.5x, Q18 1.2x) and
+# loses 10-60 % on most other queries (Q5, Q6, Q8, Q9, Q12, Q15, Q21): off, the geomean is 5 %
+# better. Filters are reordered (cheapest first) for a node that turns it on.
 TUNED: dict[str, str] = {
-    "datafusion.execution.parquet.pushdown_filters": "true",
+    "datafusion.execution.parquet.pushdown_filters": "false",
     "datafusion.execution.parquet.reorder_filters": "true",
 }
 # The default catalog and schema a kept session resolves bare names in (SET per task).

@@ -42,7 +42,6 @@ from apiary.sql.pruning import And, Or, Predicate, Pruned, prune
 from apiary.sql.readonly import READ_ONLY
 from apiary.sql.sources import (
     LINKED,
-    SINGLE_SCAN,
     PlainBatches,
     frame_table,
     plain_schema,
@@ -400,10 +399,8 @@ class SqlSession:
         if decision.plan is not None and not query.explain:
             assert distributor is not None
             return plain_types(distributor.run(planned, decision, cancel))
-        # A query reading one table once, without a join (TPC-H Q1, Q6): see sources.SINGLE_SCAN.
-        shape = SINGLE_SCAN if len(scans(plan)) == 1 else None
         with scratch_folder(self.context.location()) as scratch, LINKED.holding() as linked:
-            result = self._execute(query, pinned, scratch, cancel, sink, linked, shape, plan)
+            result = self._execute(query, pinned, scratch, cancel, sink, linked, plan)
         if result is None:  # streamed into sink
             return None
         if query.explain:
@@ -418,7 +415,6 @@ class SqlSession:
         cancel: threading.Event | None,
         sink: ResultSink | None = None,
         linked: list[Any] | None = None,
-        shape: dict[str, str] | None = None,
         plan: LogicalPlan | None = None,
     ) -> pa.Table | None:
         """Run ``query`` in a bee over the pinned frames; ``plan`` is its optimised plan against
@@ -438,10 +434,9 @@ class SqlSession:
                     catalog=self.hive,
                     schema=(self.box or "public") if self.hive else None,
                     partitions=pool.size,
-                    shape=shape,
                     reach=Reach(location, credentials),
                 )
-                options = bee.options(partitions=pool.size, shape=shape)
+                options = bee.options(partitions=pool.size)
                 for p in pinned:
                     table = frame_table(
                         execution,

@@ -44,12 +44,6 @@ _VIEW_TYPES = {
 _PLAIN_TYPES = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
 
 
-# A query that reads one table once (no join) gains nothing from pushdown's late
-# materialisation: its win comes from join filters applied inside the probe side's scan. On such
-# scans evaluating the filter while decoding cost 15-20 % (TPC-H Q6: 146 ms without, 176 with).
-SINGLE_SCAN: dict[str, str] = {"datafusion.execution.parquet.pushdown_filters": "false"}
-
-
 def scan_schema(schema: pa.Schema) -> pa.Schema:
     """The frame schema as DataFusion scans it best: strings and binaries as views.
 

@@ -30,8 +30,8 @@ def test_bees_use_the_tuned_settings_and_keep_joins_unshuffled_on_few_partitions
     tmp_path: Path,
 ) -> None:
     bee = Bee(0, 256 * MiB, tmp_path / "bee")
-    assert TUNED[PUSHDOWN] == "true"
-    assert setting(bee, PUSHDOWN) == "true"
+    assert TUNED[PUSHDOWN] == "false"  # see TUNED: off wins on most queries
+    assert setting(bee, PUSHDOWN) == "false"
     assert setting(bee, "datafusion.execution.parquet.reorder_filters") == "true"
     assert setting(bee, JOINS, partitions=2) == "false"
     assert setting(bee, JOINS, partitions=4) == "true"  # DataFusion's own choice again
@@ -39,11 +39,11 @@ def test_bees_use_the_tuned_settings_and_keep_joins_unshuffled_on_few_partitions
 
 def test_apiary_toml_overrides_reach_every_query_context(tmp_path: Path, monkeypatch) -> None:
     config = tmp_path / "apiary.toml"
-    config.write_text(f'[datafusion]\n"{PUSHDOWN}" = false\n"{BATCH}" = 4096\n')
+    config.write_text(f'[datafusion]\n"{PUSHDOWN}" = true\n"{BATCH}" = 4096\n')
     monkeypatch.setenv("APIARY_CONFIG", str(config))
     with Apiary("t", str(tmp_path / "root"), join_swarm=False) as ap:
         bee = ap.pool.bees[0]
-        assert setting(bee, PUSHDOWN) == "false"
+        assert setting(bee, PUSHDOWN) == "true"
         assert setting(bee, BATCH) == "4096"
         ap.create_hive("h")
         ap.create_box("h", "b")
@@ -57,27 +57,6 @@ def test_a_setting_datafusion_refuses_is_a_config_error_naming_it(tmp_path: Path
         BeePool(1, 64 * MiB, tmp_path / "scratch", datafusion={BATCH: "lots"})
     with pytest.raises(ConfigError, match="datafusion.nowhere"):
         BeePool(1, 64 * MiB, tmp_path / "scratch", datafusion={"datafusion.nowhere": "1"})
-
-
-def test_a_single_scan_reads_without_pushdown_and_a_join_with_it(tmp_path: Path) -> None:
-    """Pushdown pays for joins (their filters reach the probe side's scan) and costs a lone
-    scan: the physical plan shows which was used (a FilterExec stays above the scan without)."""
-    with Apiary("t", str(tmp_path / "root"), join_swarm=False) as ap:
-        ap.create_hive("h")
-        ap.create_box("h", "b")
-        ap.create_frame("h", "b", "f", {"x": "int64", "k": "int64"})
-        ap.write_to_frame("h", "b", "f", pa.table({"x": [1, 5, 7], "k": [1, 2, 2]}))
-
-        def physical(sql: str) -> str:
-            plan = ap.sql("EXPLAIN " + sql).to_pylist()
-            return next(r["plan"] for r in plan if r["plan_type"] == "physical_plan")
-
-        lone = "SELECT sum(x) AS s FROM h.b.f WHERE x > 2"
-        joined = "SELECT sum(a.x) AS s FROM h.b.f a JOIN h.b.f b ON a.k = b.x WHERE a.x > 2"
-        assert "FilterExec" in physical(lone)
-        assert "FilterExec" not in physical(joined)
-        assert ap.sql(lone).to_pylist() == [{"s": 12}]
-        assert ap.sql(joined).to_pylist() == [{"s": None}]  # k 2 matches no x
 
 
 def _rows_pruned_in_scans(ap: Apiary, sql: str) -> int:
@@ -94,11 +73,11 @@ def test_kept_tables_scan_with_the_options_of_the_query_that_runs_them(
     tmp_path: Path, monkeypatch, pushdown: bool
 ) -> None:
     """Local frames are scanned through tables kept across queries (sources.LINKED), made
-    outside the bee: they must still evaluate filters inside the scan exactly when the bee's
-    settings say so, on the first run and when kept."""
-    if not pushdown:
+    outside the bee: they must evaluate filters inside the scan exactly when the bee's settings
+    say so, on the first run and when kept."""
+    if pushdown:  # a node that turns it on (apiary.toml)
         config = tmp_path / "apiary.toml"
-        config.write_text(f'[datafusion]\n"{PUSHDOWN}" = false\n')
+        config.write_text(f'[datafusion]\n"{PUSHDOWN}" = true\n')
         monkeypatch.setenv("APIARY_CONFIG", str(config))
     with Apiary("t", str(tmp_path / "root"), join_swarm=False) as ap:
         ap.create_hive("h")

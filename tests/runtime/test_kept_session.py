@@ -12,7 +12,7 @@ from support.waiting import wait_until
 
 from apiary.errors import TaskTimeoutError
 from apiary.runtime.bees import RUNTIME_DIR, BeePool
-from apiary.sql.sources import SINGLE_SCAN, register_table
+from apiary.sql.sources import register_table
 
 MiB = 1 << 20
 PUSHDOWN = "datafusion.execution.parquet.pushdown_filters"
@@ -49,7 +49,7 @@ def test_the_session_is_kept_and_tables_last_one_task(pool: BeePool, cell: Path)
         return ctx, bee.collect(ctx.sql("SELECT count(*) AS n FROM t")).to_pylist()
 
     def second(bee):
-        ctx = bee.session(catalog="h", schema="b", shape=SINGLE_SCAN)
+        ctx = bee.session(catalog="h", schema="b", shape={PUSHDOWN: "true"})
         return ctx, ctx.catalog("h").schema("b").names(), setting(ctx, PUSHDOWN)
 
     kept, counted = pool.run(first, name="first")
@@ -57,8 +57,8 @@ def test_the_session_is_kept_and_tables_last_one_task(pool: BeePool, cell: Path)
     again, tables, pushdown = pool.run(second, name="second")
     assert again is kept  # the same session: its caches stay warm
     assert tables == set()  # the first task's table went with it
-    assert pushdown == "false"  # this task's shape was set on the kept session
-    assert pool.run(lambda bee: setting(bee.session(), PUSHDOWN), name="third") == "true"
+    assert pushdown == "true"  # this task's shape was set on the kept session
+    assert pool.run(lambda bee: setting(bee.session(), PUSHDOWN), name="third") == "false"
     assert len(runtime_folders(pool)) == 1  # one runtime, kept, never emptied away
 
 

@@ -7,7 +7,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from apiary.sdk import Apiary
-from apiary.sql.sources import LINKED, SINGLE_SCAN, TABLES_PREFIX, LinkedTables
+from apiary.sql.sources import LINKED, TABLES_PREFIX, LinkedTables
+
+PUSHDOWN = "datafusion.execution.parquet.pushdown_filters"
 
 
 def link_folders(root: Path) -> list[Path]:
@@ -69,10 +71,11 @@ def test_kept_tables_are_made_with_the_options_of_the_bee_that_runs_them(tmp_pat
     reorder = "datafusion.execution.parquet.reorder_filters"
     with Apiary("t", str(tmp_path / "root"), join_swarm=False) as ap:
         bee = ap.pool.bees[0]
-        joined, lone = bee.options(partitions=2), bee.options(partitions=2, shape=SINGLE_SCAN)
-        assert joined != lone
+        plain = bee.options(partitions=2)
+        pushed = bee.options(partitions=2, shape={PUSHDOWN: "true"})
+        assert plain != pushed
         tables = LinkedTables()
-        for options in (joined, lone):
+        for options in (plain, pushed):
             shown = {**options, "datafusion.catalog.information_schema": "true"}
             maker = tables.maker(shown)
             assert tables.maker(dict(shown)) is maker
