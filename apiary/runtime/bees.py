@@ -59,6 +59,7 @@ from apiary.errors import (
 )
 from apiary.runtime.sealed import Sealed, job_for, plan_bytes, unstoppable
 from apiary.sql.context import Reach
+from apiary.sql.options import check_datafusion_settings
 from apiary.sql.sources import register_object_store
 
 log = logging.getLogger("apiary.bees")
@@ -127,25 +128,6 @@ METADATA_CACHE_MB = 50
 # Up to this many partitions a join's inputs are not hash-repartitioned first: with so few
 # partitions the shuffle costs more than the parallel join gains (Q9 -35 %, Q5 -20 %).
 JOIN_REPARTITION_FROM = 3
-
-
-def check_datafusion_settings(settings: Mapping[str, object]) -> dict[str, str]:
-    """``settings`` as DataFusion option strings; a ConfigError names a key DataFusion refuses."""
-    out: dict[str, str] = {}
-    config = SessionConfig()
-    for key, value in settings.items():
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        try:
-            config = config.set(key, text)
-        except Exception as exc:  # DataFusion says which part it refuses
-            cause = " ".join(str(exc).split())
-            raise ConfigError(
-                f"DataFusion refuses the setting {key} = {text!r} ({cause}); fix or remove it "
-                "in the datafusion table of apiary.toml (names as in DataFusion's configuration "
-                "docs, e.g. datafusion.execution.parquet.pushdown_filters)"
-            ) from None
-        out[key] = text
-    return out
 
 
 def _sort_reservation(budget: int) -> int:
@@ -252,8 +234,7 @@ class Bee:
         but no more than one per PARTITION_MIN of budget: each partition has its own buffers
         and slice of the pool, and a small bee split in two spills twice as much (a sort in
         two 8 MiB halves of a 16 MiB pool cannot merge its runs at all). DataFusion's options
-        are TUNED, then ``shape`` (what suits this query's shape, decided by the SQL layer),
-        then the node's own ``settings`` (apiary.toml's datafusion table) win. ``reach`` gives
+        are those of :meth:`options`. ``reach`` gives
         the context the storage root's object store (on S3), also for a sealed child's run.
         """
         partitions = self._partitions_for(partitions)
@@ -352,14 +333,15 @@ class Bee:
     def options(
         self, *, partitions: int = 1, shape: Mapping[str, str] | None = None
     ) -> dict[str, str]:
-        """The DataFusion options :meth:`context` sets for ``partitions`` and ``shape``.
+        """The DataFusion options :meth:`context` sets for ``partitions`` and ``shape``: TUNED
+        and the bee's own, then the node's ``settings`` (apiary.toml), then ``shape`` (what the
+        SQL layer asks for this query: a session's SET).
 
         A Parquet table keeps the options of the context that made it (its scan reads them,
         not the running context's), so tables made outside the bee are made with these.
         """
         partitions = self._partitions_for(partitions)
         options = {"datafusion.execution.target_partitions": str(partitions), **TUNED}
-        options.update(shape or {})
         if partitions < JOIN_REPARTITION_FROM:
             options["datafusion.optimizer.repartition_joins"] = "false"
         options["datafusion.execution.sort_spill_reservation_bytes"] = str(
@@ -367,7 +349,7 @@ class Bee:
         )
         # Spills are written to an SD card on a Pi: lz4 cuts the bytes written at little cost.
         options["datafusion.execution.spill_compression"] = "lz4_frame"
-        return {**options, **self.settings}
+        return {**options, **self.settings, **(shape or {})}
 
     def _runtime_dirs(self) -> list[Path]:
         with contextlib.suppress(OSError):

@@ -36,6 +36,7 @@ from apiary.sql.context import (
     SqlContext,
 )
 from apiary.sql.messages import execution_error, planning_error
+from apiary.sql.options import check_session_option
 from apiary.sql.plan import scans
 from apiary.sql.planning import PlanningHive
 from apiary.sql.pruning import And, Or, Predicate, Pruned, prune
@@ -55,6 +56,7 @@ from apiary.sql.statements import (
     Describe,
     Insert,
     Query,
+    SetOption,
     Show,
     Update,
     Use,
@@ -107,6 +109,8 @@ class SqlSession:
         self.hive: str | None = None
         self.box: str | None = None
         self.last = QueryStats()
+        # DataFusion options SET in this session, over the node's (queries this node runs).
+        self.options: dict[str, str] = {}
 
     def execute(self, sql: str, cancel: threading.Event | None = None) -> pa.Table:
         """Run one statement; setting ``cancel`` stops it (QueryCancelledError)."""
@@ -123,6 +127,8 @@ class SqlSession:
             result = self._change(statement, cancel)
         elif isinstance(statement, AddColumn):
             result = self._add_column(statement)
+        elif isinstance(statement, SetOption):
+            result = self._set(statement)
         else:
             result = self._query(statement, cancel)
             assert result is not None  # without a sink the result comes back whole
@@ -208,6 +214,19 @@ class SqlSession:
                 else:
                     names.extend(f"{hive_name}.{box_name}.{f}" for f in sorted(b.frames))
         return names
+
+    def _set(self, option: SetOption) -> pa.Table:
+        if self.context.changes is None:  # a served node: each statement is a session of its own
+            raise SqlError(
+                f"SET {option.name}: options are not kept between the statements a served node "
+                "runs; set them for the whole node in the datafusion table of its apiary.toml"
+            )
+        if option.value is None:
+            self.options.pop(option.name, None)
+            value = "(the node's)"
+        else:
+            value = self.options[option.name] = check_session_option(option.name, option.value)
+        return pa.table({"option": [option.name], "value": [value]})
 
     def _add_column(self, alter: AddColumn) -> pa.Table:
         parts, version = statements.split_name(alter.name)
@@ -435,8 +454,9 @@ class SqlSession:
                     schema=(self.box or "public") if self.hive else None,
                     partitions=pool.size,
                     reach=Reach(location, credentials),
+                    shape=self.options,
                 )
-                options = bee.options(partitions=pool.size)
+                options = bee.options(partitions=pool.size, shape=self.options)
                 for p in pinned:
                     table = frame_table(
                         execution,

@@ -25,8 +25,9 @@ BLOCKED = {
     "CREATE": "create_hive / create_box / create_frame(hive, box, frame, schema)",
     "DROP": "drop_hive / drop_box / drop_frame",
     "COPY": "read_from_frame(...) to get Arrow, or `apiary load` to bring files in",
-    "SET": "Apiary settings (apiary.toml / APIARY_* variables)",
 }
+# SET / RESET of anything but a DataFusion option: where Apiary's own settings are made.
+SETTINGS_HINT = "Apiary settings (apiary.toml / APIARY_* variables)"
 
 _NAME = r"[A-Za-z][A-Za-z0-9_]*"
 _QUALIFIED = rf'(?:{_NAME}\.){{0,2}}(?:{_NAME}|"[^"]+")'
@@ -88,7 +89,16 @@ class AddColumn:
     if_not_exists: bool = False
 
 
-Statement = Use | Show | Describe | Query | Delete | Update | Insert | AddColumn
+@dataclass(frozen=True)
+class SetOption:
+    """``SET datafusion.x = value`` for this session's queries; ``RESET datafusion.x``
+    (``value`` None) takes the node's choice back."""
+
+    name: str
+    value: str | None
+
+
+Statement = Use | Show | Describe | Query | Delete | Update | Insert | AddColumn | SetOption
 
 _ALTER_ADD = re.compile(
     rf"ALTER\s+(?:TABLE|FRAME)\s+({_QUALIFIED})\s+ADD\s+(?:COLUMN\s+)?"
@@ -113,6 +123,11 @@ SQL_TYPES = {
 # A version suffix that is a point in time: "frame@2026-11-30T12:00:00Z" (a zone is required).
 _STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?")
 
+_SET = re.compile(
+    r"SET\s+(datafusion(?:\.[A-Za-z0-9_]+)+)\s*(?:=|\s+TO\s+)\s*('(?:[^']|'')*'|[^\s']+)",
+    re.IGNORECASE,
+)
+_RESET = re.compile(r"RESET\s+(datafusion(?:\.[A-Za-z0-9_]+)+)", re.IGNORECASE)
 _USE = re.compile(rf"USE\s+(HIVE|DATABASE|BOX|SCHEMA)\s+({_NAME})", re.IGNORECASE)
 _USE_PATH = re.compile(rf"USE\s+({_NAME})(?:\.({_NAME}))?", re.IGNORECASE)
 _SHOW = re.compile(
@@ -158,6 +173,8 @@ def classify(sql: str) -> Statement:
             f"{first} statements are not run through SQL in Apiary; "
             f"use the SDK instead: {BLOCKED[first]}"
         )
+    if first in ("SET", "RESET"):
+        return _set(text, first)
     if first == "DELETE":
         return _delete(text)
     if first == "UPDATE":
@@ -193,6 +210,24 @@ def classify(sql: str) -> Statement:
         assert m is not None
         return Query(m[2], explain=True, analyze=bool(m[1]))
     return Query(text)
+
+
+def _set(text: str, first: str) -> SetOption:
+    if m := _SET.fullmatch(text):
+        value = m[2]
+        if value.startswith("'"):
+            value = value[1:-1].replace("''", "'")
+        return SetOption(m[1].lower(), value)
+    if m := _RESET.fullmatch(text):
+        return SetOption(m[1].lower(), None)
+    words = text.split()
+    if len(words) > 1 and words[1].lower().startswith("datafusion."):
+        raise SqlError("write SET datafusion.name = value, or RESET datafusion.name")
+    raise SqlError(
+        f"{first} here changes only DataFusion options for this session's queries "
+        f"(SET datafusion.execution.parquet.pushdown_filters = true); for the rest use "
+        f"{SETTINGS_HINT}"
+    )
 
 
 def _delete(text: str) -> Delete:
