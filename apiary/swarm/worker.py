@@ -7,7 +7,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pyarrow as pa
@@ -21,6 +21,7 @@ from apiary.runtime.cache import CellCache
 from apiary.sql.context import Reach
 from apiary.sql.readonly import READ_ONLY, plan_read_only
 from apiary.sql.sources import (
+    LINKED,
     frame_table,
     placeholder,
     plain_types,
@@ -257,6 +258,7 @@ class Worker:
                         task,
                         bee.session(catalog=catalog, schema=schema, reach=reach),
                         bee.collect,
+                        bee.options(),
                     ),
                     name=f"task {task.task_id} of query {manifest.query_id[:8]}",
                     retry=False,  # the coordinator retries elsewhere
@@ -283,9 +285,15 @@ class Worker:
         task: Task,
         ctx: SessionContext,
         collect: Callable[[DataFrame], pa.Table] = lambda df: df.to_arrow_table(),
+        options: Mapping[str, str] | None = None,
     ) -> pa.Table:
+        """Run ``task``'s fragment in ``ctx`` (made with DataFusion ``options``)."""
         parent = self.cache.folder / "scratch" if self.cache is not None else None
-        with scratch_folder(self.storage.location, parent) as scratch:
+        local = self.cache is None and self.storage.location.scheme == "file"
+        with (
+            scratch_folder(self.storage.location, parent) as scratch,
+            LINKED.holding() as linked,
+        ):
             # Whole cells through the node's cache, if it has one, linked into one folder;
             # either way every cell's size is checked against what the coordinator recorded.
             fetch = None
@@ -296,7 +304,17 @@ class Worker:
                 cells = [CellMeta(path=c.path, rows=c.rows, bytes=c.bytes) for c in refs]
                 schema = schema_from_json(ref.columns)
                 frame = _TaskFrame(self.storage, ref.prefix, ref.full_name, schema)
-                table = frame_table(ctx, frame, cells, scratch, fetch)  # type: ignore[arg-type]
+                # On a local root, the tables kept across queries (and tasks): their statistics
+                # and DataFusion's cache of their footers stay warm.
+                table = frame_table(
+                    ctx,
+                    frame,  # type: ignore[arg-type]
+                    cells,
+                    scratch,
+                    fetch,
+                    linked=linked if local else None,
+                    options=options,
+                )
                 register_table(ctx, ref.hive, ref.box, ref.table, table)
             # Checked by check_fragment against stand-ins of the same names; here the frames are
             # views over their cells, whose scans the plan shows by file, so the read-only
