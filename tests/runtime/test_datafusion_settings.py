@@ -59,6 +59,17 @@ def test_a_setting_datafusion_refuses_is_a_config_error_naming_it(tmp_path: Path
         BeePool(1, 64 * MiB, tmp_path / "scratch", datafusion={"datafusion.nowhere": "1"})
 
 
+# A self-join whose filter keeps 10 of the thousand rows the frame h.b.f gets from _thousand_rows.
+JOINED = "SELECT count(*) AS n FROM h.b.f a JOIN h.b.f b ON a.k = b.k WHERE a.x >= 990"
+
+
+def _thousand_rows(ap: Apiary) -> None:
+    ap.create_hive("h")
+    ap.create_box("h", "b")
+    ap.create_frame("h", "b", "f", {"x": "int64", "k": "int64"})
+    ap.write_to_frame("h", "b", "f", pa.table({"x": range(1000), "k": range(1000)}))
+
+
 def _rows_pruned_in_scans(ap: Apiary, sql: str) -> int:
     """Rows the Parquet scans themselves dropped while decoding (pushdown), per EXPLAIN ANALYZE."""
     plan = ap.sql("EXPLAIN ANALYZE " + sql).to_pylist()
@@ -80,14 +91,10 @@ def test_kept_tables_scan_with_the_options_of_the_query_that_runs_them(
         config.write_text(f'[datafusion]\n"{PUSHDOWN}" = true\n')
         monkeypatch.setenv("APIARY_CONFIG", str(config))
     with Apiary("t", str(tmp_path / "root"), join_swarm=False) as ap:
-        ap.create_hive("h")
-        ap.create_box("h", "b")
-        ap.create_frame("h", "b", "f", {"x": "int64", "k": "int64"})
-        ap.write_to_frame("h", "b", "f", pa.table({"x": range(1000), "k": range(1000)}))
-        joined = "SELECT count(*) AS n FROM h.b.f a JOIN h.b.f b ON a.k = b.k WHERE a.x >= 990"
+        _thousand_rows(ap)
         for _ in range(2):  # made, then kept
-            assert ap.sql(joined).to_pylist() == [{"n": 10}]
-            pruned = _rows_pruned_in_scans(ap, joined)
+            assert ap.sql(JOINED).to_pylist() == [{"n": 10}]
+            pruned = _rows_pruned_in_scans(ap, JOINED)
             assert pruned >= 990 if pushdown else pruned == 0
 
 
@@ -95,28 +102,24 @@ def test_a_session_sets_and_resets_planner_and_parquet_options(tmp_path: Path) -
     """SET datafusion.… in a session changes that session's queries (over the node's choice);
     RESET takes the node's back; runtime options and bad values are refused and change nothing."""
     with Apiary("t", str(tmp_path / "root"), join_swarm=False) as ap:
-        ap.create_hive("h")
-        ap.create_box("h", "b")
-        ap.create_frame("h", "b", "f", {"x": "int64", "k": "int64"})
-        ap.write_to_frame("h", "b", "f", pa.table({"x": range(1000), "k": range(1000)}))
-        joined = "SELECT count(*) AS n FROM h.b.f a JOIN h.b.f b ON a.k = b.k WHERE a.x >= 990"
-        assert _rows_pruned_in_scans(ap, joined) == 0  # the node's default: off
+        _thousand_rows(ap)
+        assert _rows_pruned_in_scans(ap, JOINED) == 0  # the node's default: off
         done = ap.sql(f"SET {PUSHDOWN} = true").to_pylist()
         assert done == [{"option": PUSHDOWN, "value": "true"}]
-        assert ap.sql(joined).to_pylist() == [{"n": 10}]
-        assert _rows_pruned_in_scans(ap, joined) >= 990
+        assert ap.sql(JOINED).to_pylist() == [{"n": 10}]
+        assert _rows_pruned_in_scans(ap, JOINED) >= 990
         with pytest.raises(ConfigError, match="only options starting with"):
             ap.sql("SET datafusion.runtime.temp_directory = '/tmp/elsewhere'")
         with pytest.raises(ConfigError, match="refuses the setting"):
             ap.sql(f"SET {BATCH.replace('execution', 'execution.parquet')} = 1")
         with pytest.raises(ConfigError, match="refuses the setting"):
             ap.sql(f"SET {PUSHDOWN} TO 'sometimes'")
-        assert _rows_pruned_in_scans(ap, joined) >= 990  # still on: nothing was changed
+        assert _rows_pruned_in_scans(ap, JOINED) >= 990  # still on: nothing was changed
         with pytest.raises(SqlError, match="apiary.toml"):
             ap.sql("SET timezone = 'UTC'")
         ap.sql(f"RESET {PUSHDOWN}")
-        assert _rows_pruned_in_scans(ap, joined) == 0
-        assert ap.sql(joined).to_pylist() == [{"n": 10}]
+        assert _rows_pruned_in_scans(ap, JOINED) == 0
+        assert ap.sql(JOINED).to_pylist() == [{"n": 10}]
         # A served node's statement is a session of its own: SET would not last, so it is refused.
         served = ap.sql_session(None, None)
         with pytest.raises(SqlError, match="served node"):
