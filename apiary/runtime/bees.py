@@ -314,12 +314,16 @@ class Bee:
             self.drop_session()
             return
         context = kept.context
-        for name in context.catalog_names():
-            catalog = context.catalog(name)
-            for box in catalog.names():
-                schema = catalog.schema(box)
-                for table in schema.names():
-                    schema.deregister_table(table)
+        try:
+            for name in context.catalog_names():
+                catalog = context.catalog(name)
+                for box in catalog.names():
+                    schema = catalog.schema(box)
+                    for table in schema.names():
+                        schema.deregister_table(table)
+        except Exception as exc:  # a catalog that will not let go: start the next task afresh
+            log.warning("bee %d: dropping its DataFusion session (%s)", self.id, exc)
+            self.drop_session()
 
     def drop_session(self) -> None:
         """Let the kept session go; its runtime is waited for like a task's own."""
