@@ -210,11 +210,16 @@ def raw_datafusion(files: Files) -> Any:
         elif whole_folder:
             ctx.register_parquet(table, str(folder))
         else:  # an arbitrary subset: one DataFrame per file, unioned (≈ a folder scan)
-            frame = ctx.read_parquet(str(paths[0]))
-            for path in paths[1:]:
-                frame = frame.union(ctx.read_parquet(str(path)))
-            ctx.register_view(table, frame)
+            ctx.register_view(table, _unioned(ctx, paths))
     return ctx
+
+
+def _unioned(ctx: Any, paths: Sequence[Path]) -> Any:
+    """One DataFrame of ``ctx`` reading each of ``paths``, unioned."""
+    frame = ctx.read_parquet(str(paths[0]))
+    for path in paths[1:]:
+        frame = frame.union(ctx.read_parquet(str(path)))
+    return frame
 
 
 def tuned_datafusion(files: Files, options: Mapping[str, str]) -> Any:
@@ -228,11 +233,7 @@ def tuned_datafusion(files: Files, options: Mapping[str, str]) -> Any:
         config = config.set(key, value)
     ctx = SessionContext(config)
     for table in TABLES:
-        paths = [Path(p) for p in files[table]]
-        frame = ctx.read_parquet(str(paths[0]))
-        for path in paths[1:]:
-            frame = frame.union(ctx.read_parquet(str(path)))
-        ctx.register_view(table, frame)
+        ctx.register_view(table, _unioned(ctx, [Path(p) for p in files[table]]))
     return ctx
 
 
