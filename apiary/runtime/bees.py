@@ -292,7 +292,11 @@ class Bee:
             # Footers and page indexes of recently read cells, within the bee's budget.
             cache = max(1, min(METADATA_CACHE_MB, self.memory_budget // 16 // MiB))
             context.sql(f"SET {METADATA_CACHE} = '{cache}M'")
-            kept = self._kept = _KeptSession(context, folders, {})
+            # context() set the options already; only the default catalog and schema are left.
+            set_already = {
+                k: v for k, v in wanted.items() if k not in (DEFAULT_CATALOG, DEFAULT_SCHEMA)
+            }
+            kept = self._kept = _KeptSession(context, folders, set_already)
         for key, value in wanted.items():
             if kept.options.get(key) != value:
                 quoted = value.replace("'", "''")
