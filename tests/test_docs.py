@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import click
@@ -51,3 +52,16 @@ def test_every_command_is_documented_in_the_readme() -> None:
 def test_every_command_has_help_text() -> None:
     for name, command in top_commands().items():
         assert command.help or command.short_help, f"apiary {name} has no help text"
+
+
+def test_ci_runs_every_marker_the_default_run_leaves_out() -> None:
+    """A marker added to addopts' exclusions without a CI step would silently never run."""
+    addopts = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"][
+        "addopts"
+    ]
+    excluded = set(re.findall(r"not (\w+)", addopts))
+    assert excluded, addopts
+    ci = (REPO / ".ci" / "run").read_text()
+    steps = re.findall(r'^python3 -m pytest -m "([^"]+)"$', ci, flags=re.MULTILINE)
+    assert steps, "no second pytest step in .ci/run"
+    assert set(re.findall(r"\w+", steps[-1])) - {"or"} == excluded
