@@ -49,3 +49,22 @@ def test_when_every_node_caches_some_cells_every_task_goes_to_its_cells() -> Non
     assert set(plan.per_node()) == {"a", "b", "c"}
     assert all(n <= 2 for n in plan.per_node().values())
     assert sorted(c.path for t in plan.tasks for c in t.cells) == sorted(c.path for c in CELLS)
+
+
+def test_cells_of_nearly_equal_size_split_evenly() -> None:
+    """Four cells a few bytes apart on two nodes: two each, whichever pair is the bigger."""
+    for sizes in (
+        [100, 101, 102, 103],
+        [103, 102, 101, 100],
+        [57931706, 57938646, 57940039, 57948382],
+    ):
+        cells = [CellMeta(path=f"c{i}.parquet", rows=10, bytes=b) for i, b in enumerate(sizes)]
+        plan = assign(cells, [node("a", 1), node("b", 1)])
+        assert sorted(len(t.cells) for t in plan.tasks) == [2, 2], sizes
+    cells = [CellMeta(path=f"c{i}.parquet", rows=10, bytes=100 + i) for i in range(8)]
+    plan = assign(cells, [node("a", 2), node("b", 2)])
+    assert sorted(len(t.cells) for t in plan.tasks) == [2, 2, 2, 2]
+    # One big cell and small ones: the big one alone, the rest together.
+    cells = [CellMeta(path=f"c{i}.parquet", rows=10, bytes=b) for i, b in enumerate([900, 50, 50])]
+    plan = assign(cells, [node("a", 1), node("b", 1)])
+    assert sorted(len(t.cells) for t in plan.tasks) == [1, 2]
