@@ -57,7 +57,9 @@ def assign(
     One task per idle bee in the swarm (at least one per node), of about equal size, made of
     cells that the same node caches where possible. A task goes to the node that caches most
     of its cells, ties broken by the fewest tasks per bee so far, and no node takes more than
-    its share of the swarm's bees.
+    its share of the swarm's bees. Tasks are cut from runs of consecutive ``cells``, so the
+    caller's order decides which cells share a task (key order keeps each task's key range
+    narrow).
     """
     if not nodes:
         raise ValueError("no alive node to run tasks on")
@@ -72,7 +74,7 @@ def assign(
     # Cells are grouped by the node that caches them, each group cut into runs of about equal
     # size (tasks in proportion to its bytes), so a task's cells live on one node if anywhere.
     buckets: dict[str, list[CellMeta]] = {}
-    for cell in sorted(cells, key=lambda c: c.path):
+    for cell in cells:
         buckets.setdefault(owner(cell), []).append(cell)
     total_bytes = sum(c.bytes for c in cells) or 1
     # No node takes more than its share of bees (rounded up): the cache decides *which* tasks

@@ -16,11 +16,12 @@ from typing import Any
 import pyarrow as pa
 
 from apiary.cells.types import schema_to_json
+from apiary.ledger import CellMeta
 from apiary.sql.context import Decision, PinnedFrame, PlannedQuery
 from apiary.sql.plan import scans
 from apiary.storage import Storage
 from apiary.swarm.coordinator import Coordinator
-from apiary.swarm.keys import key_range, within
+from apiary.swarm.keys import in_key_order, key_range, within
 from apiary.swarm.manifest import CellRef, FrameRef, Manifest, Task
 from apiary.swarm.merge import merge
 from apiary.swarm.split import NotDistributable, Split, split
@@ -146,7 +147,10 @@ class Distributor:
         )
         narrowing = _narrowing(query, plan, driving, frames)
         outcome = coordinator.run(
-            fragment, driving.pruned.kept, cancel, lambda task: _narrow(task, driving, narrowing)
+            fragment,
+            _task_order(driving, narrowing),
+            cancel,
+            lambda task: _narrow(task, driving, narrowing),
         )
         result = merge(plan, outcome.results)
         decision.info.update(
@@ -196,6 +200,18 @@ def _narrowing(
         if index is not None:
             found.append(_Narrowing(index, pinned, link.column, link.driving_column))
     return found
+
+
+def _task_order(driving: PinnedFrame, narrowing: list[_Narrowing]) -> list[CellMeta]:
+    """The driving cells in the order tasks are cut from: by the key that narrows the most
+    bytes of other frames, so each task's key range (and the other frames' cells within it)
+    stays small; else by path."""
+    cells = sorted(driving.pruned.kept, key=lambda c: c.path)
+    if not narrowing:
+        return cells
+    widest = max(narrowing, key=lambda n: sum(c.bytes for c in n.frame.pruned.kept))
+    column = widest.driving_column
+    return in_key_order(cells, column, driving.frame.schema.field(column).type)
 
 
 def _narrow(task: Task, driving: PinnedFrame, narrowing: list[_Narrowing]) -> None:

@@ -149,3 +149,26 @@ def within(
             pass
         kept.append(cell)
     return kept
+
+
+def in_key_order(cells: Sequence[CellMeta], column: str, kind: pa.DataType) -> list[CellMeta]:
+    """``cells`` by their smallest ``column`` (by path where unknown, after the rest).
+
+    Tasks are cut from consecutive cells, so in this order each task covers one narrow range
+    of the key and the frames narrowed to it keep few cells; in path order (random names) a
+    task's cells spread over the whole range and narrowing kept nearly everything.
+    """
+
+    def low(cell: CellMeta) -> tuple[int, Any, str]:
+        stats = cell.stats.get(column)
+        if stats is None or stats.min is None:
+            return (1, 0, cell.path)
+        try:
+            return (0, decode_stat(stats.min, kind), cell.path)
+        except (TypeError, ValueError):
+            return (1, 0, cell.path)
+
+    try:
+        return sorted(cells, key=low)
+    except TypeError:  # values that do not compare (never for one column's type)
+        return sorted(cells, key=lambda c: c.path)

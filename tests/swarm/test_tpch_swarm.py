@@ -65,10 +65,14 @@ def test_every_tpch_query_answers_exactly_and_most_are_shared(tpch_swarm: Apiary
     print(f"shared on 2+ nodes: {sorted(spread)}; on one node: {local}")
     assert len(spread) >= 16, (sorted(spread), local)
     # Joins scale: a task reads only the orders (Q3) or lineitem (Q18) cells whose order keys
-    # fall within its own cells' range, not the whole other frame.
+    # fall within its own cells' range, not the whole other frame. Tasks are cut in key order,
+    # so a task over about a fifth of one frame reads about a fifth of the other (plus a cell
+    # where the two frames' cell boundaries do not line up).
     for number, frame in ((3, "tpch.sf0_01.orders"), (18, "tpch.sf0_01.lineitem")):
         narrowed = shared[number]["narrowed_by_key"][frame]
-        assert narrowed["cells_per_task"] < narrowed["cells"], (number, narrowed)
+        tasks = shared[number]["tasks"]
+        print(f"Q{number}: {tasks} tasks, {frame}: {narrowed}")
+        assert narrowed["cells_per_task"] <= narrowed["cells"] / tasks + 1, (number, narrowed)
     assert ap.storage.list(QUERY_FOLDER) == []
 
 
