@@ -99,7 +99,8 @@ def _qualified(ctx: SessionContext, rows: pa.Table, fields: list[OutField]) -> D
     groups: dict[str | None, list[int]] = {}
     for i, out in enumerate(fields):
         groups.setdefault(out.qualifier, []).append(i)
-    numbers = pa.array(range(rows.num_rows), pa.int64())
+    # 1, 2, ... n without a Python loop (pa.array(range(n)) took ~10 ms per 100k rows)
+    numbers = pc.cumulative_sum(pa.nulls(rows.num_rows, pa.int64()).fill_null(1))
     joined: DataFrame | None = None
     for k, (qualifier, columns) in enumerate(groups.items()):
         part = pa.Table.from_arrays(
