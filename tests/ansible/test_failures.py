@@ -26,7 +26,13 @@ from apiary.testing.moto_server import DUMMY_KEY, MotoServer, free_port
 
 # The first test also pays for the shared setup: building the frozen release when no other test
 # has (~2-3 min on 2 cores) and two site.yml runs (~70 s).
-pytestmark = [pytest.mark.ansible, pytest.mark.binary, pytest.mark.s3, pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.ansible,
+    pytest.mark.binary,
+    pytest.mark.s3,
+    pytest.mark.slow,
+    pytest.mark.timeout(900),
+]
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,13 @@ from image.binary import write_tarball
 
 # Four playbook runs on one host (~20-30 s each), plus the frozen release when no other test
 # has built it.
-pytestmark = [pytest.mark.ansible, pytest.mark.binary, pytest.mark.s3, pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.ansible,
+    pytest.mark.binary,
+    pytest.mark.s3,
+    pytest.mark.slow,
+    pytest.mark.timeout(900),
+]
 
 REPO = Path(__file__).resolve().parents[2]
 CMDLINE = "console=serial0,115200 root=PARTUUID=0ee3-02 rootwait cgroup_disable=memory\n"
