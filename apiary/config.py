@@ -90,6 +90,12 @@ class Settings(BaseSettings):
         ge=0,
         description="cells a query must scan before it is shared with other nodes; 0: never",
     )
+    distribute_min_gain: float = Field(
+        1.3,
+        ge=0,
+        description="share a query only when the bytes its tasks read allow this speedup "
+        "(frames a task cannot split are read whole by every task); 0: whenever it splits",
+    )
     write_wait_max: float = Field(
         5.0,
         ge=0,

@@ -605,7 +605,11 @@ class Apiary:
         def swarm_settings() -> SwarmSettings:
             s = self.settings
             return SwarmSettings(
-                s.distribute_min_cells, s.task_timeout, s.task_attempts, self._poll()[2]
+                s.distribute_min_cells,
+                s.task_timeout,
+                s.task_attempts,
+                self._poll()[2],
+                s.distribute_min_gain,
             )
 
         def take(manifest: Manifest, task: Task) -> object:

@@ -140,11 +140,16 @@ def _query(ap: Apiary, number: int, repeats: int) -> dict[str, Any]:
 
 def _overhead(ap: Apiary, runs: int) -> dict[str, Any]:
     local, shared = [], []
-    for _ in range(runs):
-        ap.settings.distribute_min_cells = 0
-        local.append(_seconds(lambda: ap.sql(TRIVIAL)))
-        ap.settings.distribute_min_cells = 1
-        shared.append(_seconds(lambda: ap.sql(TRIVIAL)))
+    gain = ap.settings.distribute_min_gain
+    ap.settings.distribute_min_gain = 0  # one cell cannot gain: shared to measure the trip
+    try:
+        for _ in range(runs):
+            ap.settings.distribute_min_cells = 0
+            local.append(_seconds(lambda: ap.sql(TRIVIAL)))
+            ap.settings.distribute_min_cells = 1
+            shared.append(_seconds(lambda: ap.sql(TRIVIAL)))
+    finally:
+        ap.settings.distribute_min_gain = gain
     distributed = bool(ap.last_query.distribution.get("tasks"))
     return {
         "query": TRIVIAL,

@@ -49,6 +49,11 @@ class Plan:
         return counts
 
 
+def bees_of(node: NodeView) -> int:
+    """The tasks a node is given at once: its idle bees (at least one)."""
+    return max(1, node.heartbeat.bees_idle or node.heartbeat.cores or 1)
+
+
 def assign(
     cells: Sequence[CellMeta], nodes: Sequence[NodeView], prefix: str = "", tasks_per_bee: int = 1
 ) -> Plan:
@@ -63,7 +68,7 @@ def assign(
     """
     if not nodes:
         raise ValueError("no alive node to run tasks on")
-    bees = {n.node_id: max(1, n.heartbeat.bees_idle or n.heartbeat.cores or 1) for n in nodes}
+    bees = {n.node_id: bees_of(n) for n in nodes}
     count = max(1, min(len(cells), sum(bees.values()) * tasks_per_bee))
     cached = {n.node_id: set(n.heartbeat.cached_cells) for n in nodes}
 
@@ -92,7 +97,7 @@ def assign(
         runs = max(1, round(count * size / total_bytes))
         if everyone_warm and owned in share:
             runs = min(runs, share[owned])
-        groups += _runs(bucket, runs)
+        groups += cut(bucket, runs)
 
     load = dict.fromkeys(bees, 0)
     plan = Plan()
@@ -108,7 +113,7 @@ def assign(
     return plan
 
 
-def _runs(cells: list[CellMeta], count: int) -> list[list[CellMeta]]:
+def cut(cells: Sequence[CellMeta], count: int) -> list[list[CellMeta]]:
     """``cells`` cut, in order, into at most ``count`` runs of about equal bytes.
 
     A cell goes to the run its middle byte falls in, so cells of nearly equal size split

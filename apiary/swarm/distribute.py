@@ -8,8 +8,9 @@ kept at least ``distribute_min_cells`` cells after pruning. Otherwise it runs on
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,8 @@ from apiary.ledger import CellMeta
 from apiary.sql.context import Decision, PinnedFrame, PlannedQuery
 from apiary.sql.plan import scans
 from apiary.storage import Storage
-from apiary.swarm.coordinator import Coordinator
+from apiary.swarm.coordinator import Coordinator, bees_of, cut
+from apiary.swarm.cost import Estimate, estimate
 from apiary.swarm.keys import in_key_order, key_range, within
 from apiary.swarm.manifest import CellRef, FrameRef, Manifest, Task
 from apiary.swarm.merge import merge
@@ -55,6 +57,7 @@ class SwarmSettings:
     task_timeout: float
     task_attempts: int
     poll_interval: float  # how often the coordinator looks for answers
+    min_gain: float = 0.0  # share only when the bytes allow this speedup; 0: whenever it splits
 
 
 class Distributor:
@@ -110,6 +113,13 @@ class Distributor:
             reason = (
                 f"its driving frame kept {count} cells after pruning, fewer than "
                 f"distribute_min_cells ({settings.min_cells})"
+            )
+            return Decision(info={"ran_locally": reason}, explain=f"runs on this node: {reason}")
+        cost = _estimate(query, plan, driving, alive)
+        if settings.min_gain and cost.gain < settings.min_gain:
+            reason = (
+                f"sharing would not pay: {cost.describe()}, below distribute_min_gain "
+                f"({settings.min_gain:g})"
             )
             return Decision(info={"ran_locally": reason}, explain=f"runs on this node: {reason}")
         return Decision(
@@ -202,6 +212,44 @@ def _narrowing(
     return found
 
 
+def _estimate(
+    query: PlannedQuery, plan: Split, driving: PinnedFrame, alive: list[NodeView]
+) -> Estimate:
+    """What each task would read if the query were shared now (see :mod:`apiary.swarm.cost`)."""
+    narrowing = _narrowing(query, plan, driving, _frame_refs(query, plan, driving))
+    cells = _task_order(driving, narrowing)
+    runs = cut(cells, min(len(cells), sum(bees_of(n) for n in alive)))
+    others: list[int | Callable[[Sequence[CellMeta]], int]] = []
+    for scan in _scans(query):
+        pinned = query.pinned(*scan)
+        if pinned is None or pinned is driving:
+            continue
+        link = next((n for n in narrowing if n.frame is pinned), None)
+        if link is None:
+            others.append(sum(c.bytes for c in pinned.pruned.kept))
+        else:
+            others.append(functools.partial(_narrowed_bytes, driving, link))
+    return estimate(runs, others)
+
+
+def _narrowed_bytes(driving: PinnedFrame, link: _Narrowing, run: Sequence[CellMeta]) -> int:
+    kept = _narrowed(driving, link, run)
+    return sum(c.bytes for c in (link.frame.pruned.kept if kept is None else kept))
+
+
+def _narrowed(
+    driving: PinnedFrame, link: _Narrowing, cells: Sequence[CellMeta]
+) -> list[CellMeta] | None:
+    """The cells of ``link``'s frame within the key range of ``cells`` (None: range unknown)."""
+    bounds = key_range(
+        cells, link.driving_column, driving.frame.schema.field(link.driving_column).type
+    )
+    if bounds is None:
+        return None
+    kind = link.frame.frame.schema.field(link.column).type
+    return within(link.frame.pruned.kept, link.column, kind, bounds)
+
+
 def _task_order(driving: PinnedFrame, narrowing: list[_Narrowing]) -> list[CellMeta]:
     """The driving cells in the order tasks are cut from: by the key that narrows the most
     bytes of other frames, so each task's key range (and the other frames' cells within it)
@@ -219,12 +267,9 @@ def _narrow(task: Task, driving: PinnedFrame, narrowing: list[_Narrowing]) -> No
     mine = {c.path for c in task.cells}
     cells = [c for c in driving.pruned.kept if c.path in mine]
     for n in narrowing:
-        kind = driving.frame.schema.field(n.driving_column).type
-        bounds = key_range(cells, n.driving_column, kind)
-        if bounds is None:
+        kept = _narrowed(driving, n, cells)
+        if kept is None:
             continue
-        other = n.frame.frame.schema.field(n.column).type
-        kept = within(n.frame.pruned.kept, n.column, other, bounds)
         task.frame_cells[n.index] = [CellRef(path=c.path, rows=c.rows, bytes=c.bytes) for c in kept]
         n.kept.append(len(kept))
 

@@ -33,6 +33,7 @@ pytestmark = [pytest.mark.multiprocess, pytest.mark.s3]
 def swarm(s3_bucket, monkeypatch):
     use_short_timings(monkeypatch)
     monkeypatch.setenv("APIARY_DISTRIBUTE_MIN_CELLS", "2")
+    monkeypatch.setenv("APIARY_DISTRIBUTE_MIN_GAIN", "0")  # how tasks run, not when to share
     # The coordinating client stays out of the swarm: the tasks go to the node processes.
     ap = Apiary("test", s3_bucket.uri, join_swarm=False).start()
     ap.create_hive("farm")

@@ -38,6 +38,7 @@ def numbers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
             keys = pa.array(range(c * per, (c + 1) * per), pa.int64())
             ap.write_to_frame("lab", "n", name, pa.table({"k": keys, "v": keys}))
     ap.settings.distribute_min_cells = 2
+    ap.settings.distribute_min_gain = 0  # these tests are about shared tasks, not when to share
     procs: list = []
     yield ap, root, procs
     stop_all(procs)
@@ -100,6 +101,7 @@ def test_a_join_larger_than_its_bee_fails_cleanly_while_the_other_bee_works(numb
     runner.start()
     with Apiary("limits", root, join_swarm=False) as other:  # a second client, same swarm
         other.settings.distribute_min_cells = 1
+        other.settings.distribute_min_gain = 0  # one cell: shared although it cannot gain
         answer = other.sql(small)
         assert other.last_query.distribution.get("tasks"), other.last_query.distribution
     runner.join(timeout=240)

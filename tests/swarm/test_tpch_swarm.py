@@ -1,8 +1,8 @@
 """All 22 TPC-H queries on a swarm of three real ``apiary node`` processes, exactly.
 
-Every frame has at least four cells and ``distribute_min_cells`` is 1, so every query that can
-be split is shared; each answer must equal the single-node answer, at least 16 queries must run
-on at least two nodes, and the rest must say why they ran on one.
+Every frame has at least four cells, ``distribute_min_cells`` is 1 and the gain rule is off,
+so every query that can be split is shared; each answer must equal the single-node answer, at
+least 16 queries must run on at least two nodes, and the rest must say why they ran on one.
 """
 
 from __future__ import annotations
@@ -49,6 +49,9 @@ def test_every_tpch_query_answers_exactly_and_most_are_shared(tpch_swarm: Apiary
     for table in TABLES:
         assert ap.get_frame("tpch", "sf0_01", table)["cells"] >= 4, table
     shared, local = {}, {}
+    # Every query that splits exactly is shared, whether or not it pays (the default
+    # distribute_min_gain keeps some on one node: see the EXPLAIN test).
+    ap.settings.distribute_min_gain = 0
     for number, query in sorted(QUERIES.items()):
         ap.settings.distribute_min_cells = 0
         expected = ap.sql(query)
@@ -87,4 +90,12 @@ def test_explain_says_whether_and_how_a_query_is_shared(tpch_swarm: Apiary) -> N
 
     assert distribution(1).startswith("shared with 3 nodes: split by the cells of lineitem")
     assert distribution(11) == "runs on this node: every frame it reads is read more than once"
+    # Q17 splits by part, but every task would read the whole of lineitem (twice): with the
+    # default distribute_min_gain it stays on one node and says so; without, it is shared.
+    assert ap.settings.distribute_min_gain == 1.3
+    reason = distribution(17)
+    assert reason.startswith("runs on this node: sharing would not pay: each of "), reason
+    assert "below distribute_min_gain (1.3)" in reason
+    ap.settings.distribute_min_gain = 0
+    assert distribution(17).startswith("shared with 3 nodes: split by the cells of part")
     assert ap.storage.list(QUERY_FOLDER) == []  # EXPLAIN ran nothing on the swarm
