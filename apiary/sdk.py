@@ -57,6 +57,7 @@ from hardware.thermal import thermal_pressure
 if TYPE_CHECKING:
     from apiary.sql.context import SqlContext
     from apiary.sql.session import QueryStats, SqlSession
+    from apiary.swarm.distribute import Distributor
     from apiary.swarm.manifest import Manifest, Task
 
 log = logging.getLogger("apiary")
@@ -67,7 +68,7 @@ HEARTBEAT_BEE_KEYS = ("id", "state", "task", "elapsed_s", "memory_used", "memory
 HEARTBEAT_ABANDONED = 5
 # Seconds between a worker's looks in _queries/ (active, idle) and a coordinator's looks for
 # answers: on S3 each look is a LIST request; on a local root it is one directory read.
-POLL = {"s3": (0.25, 5.0, 0.1), "local": (0.02, 0.5, 0.01)}
+POLL = {"s3": (0.25, 5.0, 0.1), "local": (0.01, 0.5, 0.01)}
 STORAGE_KINDS = {"file": "local", "s3": "s3", "memory": "memory"}  # the original SDK's names
 MiB = 1 << 20
 GiB = 1 << 30
@@ -100,6 +101,7 @@ class Apiary:
         self._registry: Registry | None = None
         self._frames: dict[tuple[str, str, str], Frame] = {}
         self._sql: SqlSession | None = None
+        self._distributor: Distributor | None = None  # made with the first SQL context
         # A started client is a node, a swarm of one on its own root (SPEC §10): it heartbeats
         # and runs the worker loop. Observers and short-lived commands opt out.
         self._join_swarm = join_swarm
@@ -615,9 +617,10 @@ class Apiary:
         def take(manifest: Manifest, task: Task) -> object:
             return self._worker.take(manifest, task) if self._worker is not None else None
 
-        distributor = Distributor(
-            lambda: self.storage, self.node_id, self._recent_world, swarm_settings, local=take
-        )
+        if self._distributor is None:  # one per client: served sessions share its kept splits
+            self._distributor = Distributor(
+                lambda: self.storage, self.node_id, self._recent_world, swarm_settings, local=take
+            )
         return SqlContext(
             registry=lambda: self.registry,
             frame=self.frame,
@@ -625,7 +628,7 @@ class Apiary:
             location=lambda: self.storage.location,
             credentials=self._credentials,
             admit=lambda: self.colony.admit_query(),
-            distributor=distributor,
+            distributor=self._distributor,
             changes=_SqlChanges(self),
             schema_changes=self,
         )

@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -158,6 +159,7 @@ class Coordinator:
         self.poll_interval = poll_interval
         # This node's own worker: its tasks start at once, without a trip through the bucket.
         self.local = local
+        self._local_runs: list[object] = []  # what ``local`` returned: futures, while they run
 
     def run(
         self,
@@ -190,7 +192,14 @@ class Coordinator:
             return
         for task in tasks:
             if task.node == self.node_id:
-                self.local(manifest, task)
+                self._local_runs.append(self.local(manifest, task))
+
+    def _interval(self) -> float:
+        """While this node's own bees work, look now and then (the answers that matter come
+        later); once they are done this node only waits, so look five times as often."""
+        running = [r for r in self._local_runs if isinstance(r, Future) and not r.done()]
+        self._local_runs = running
+        return self.poll_interval if running else self.poll_interval / 5
 
     def _collect(
         self, manifest: Manifest, cancel: threading.Event | None
@@ -231,7 +240,7 @@ class Coordinator:
                 self.storage.put(manifest_path(manifest.query_id), manifest.to_bytes())
                 self._start_local(manifest, moved)
             if pending:
-                time.sleep(self.poll_interval)
+                time.sleep(self._interval())
         return [results[t.task_id] for t in manifest.tasks], reassigned
 
     def _reassign(self, manifest: Manifest, task: Task, alive: set[str]) -> None:

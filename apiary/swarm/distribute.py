@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,9 @@ def describe(distribution: dict[str, Any]) -> str:
     return line
 
 
+KEPT_SPLITS = 64  # splits a coordinator keeps for queries that come again
+
+
 @dataclass
 class SwarmSettings:
     min_cells: int  # 0: never share
@@ -76,6 +80,9 @@ class Distributor:
         self.world = world
         self.settings = settings
         self.local = local  # this node's worker, which takes its own tasks directly
+        # Splits of plans seen lately (a dashboard repeats its queries; splitting costs 3-15 ms).
+        self._splits: OrderedDict[tuple[Any, ...], Split | NotDistributable] = OrderedDict()
+        self._lock = threading.Lock()  # a served node decides for several clients at once
 
     def alive(self) -> list[NodeView]:
         return [v for v in self.world() if v.state == "alive" and v.heartbeat.state == "running"]
@@ -103,10 +110,9 @@ class Distributor:
             pinned = query.pinned(*scan)
             if pinned is not None:
                 sizes[scan] = sum(c.bytes for c in pinned.pruned.kept)
-        try:
-            plan = split(query.planning, query.plan, sizes, query.sql, query.stand_ins)
-        except NotDistributable as exc:
-            return Decision(info={"ran_locally": str(exc)}, explain=f"runs on this node: {exc}")
+        plan = self._split(query, sizes)
+        if isinstance(plan, NotDistributable):
+            return Decision(info={"ran_locally": str(plan)}, explain=f"runs on this node: {plan}")
         driving = query.pinned(*plan.driving)
         if driving is None or len(driving.pruned.kept) < settings.min_cells:
             count = len(driving.pruned.kept) if driving is not None else 0
@@ -127,6 +133,33 @@ class Distributor:
             explain=f"shared with {len(alive)} nodes: {plan.describe()}; each task runs "
             f"{plan.fragment_sql}",
         )
+
+    def _split(
+        self, query: PlannedQuery, sizes: dict[tuple[str | None, str | None, str], int]
+    ) -> Split | NotDistributable:
+        """``split()``, kept for the same plan (its text names every scan, filter and column
+        type) over the same bytes, under the same USE HIVE / USE BOX."""
+        key = (
+            query.sql,
+            query.default_hive,
+            query.default_box,
+            query.plan.display_indent_schema(),
+            frozenset(sizes.items()),
+        )
+        with self._lock:
+            found = self._splits.get(key)
+            if found is not None:
+                self._splits.move_to_end(key)
+                return found
+        try:
+            found = split(query.planning, query.plan, sizes, query.sql, query.stand_ins)
+        except NotDistributable as exc:
+            found = exc
+        with self._lock:
+            self._splits[key] = found
+            while len(self._splits) > KEPT_SPLITS:
+                self._splits.popitem(last=False)
+        return found
 
     def run(
         self, query: PlannedQuery, decision: Decision, cancel: threading.Event | None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import threading
 import time
@@ -326,22 +327,34 @@ class Worker:
 def check_fragment(manifest: Manifest) -> None:
     """Refuse a fragment that is anything but a read-only query over the manifest's frames.
 
-    Planned against empty stand-ins of the frames, so nothing is read, fetched or run.
+    Planned against empty stand-ins of the frames, so nothing is read, fetched or run. A
+    fragment passed before, over frames of the same names and columns, passes again without
+    being planned (a dashboard repeats its queries; planning costs milliseconds).
     """
-    ctx = SessionContext(SessionConfig().with_default_catalog_and_schema(*manifest.defaults))
-    for ref in manifest.frames:
-        stand_in = placeholder(scan_schema(schema_from_json(ref.columns)))
-        register_table(ctx, ref.hive, ref.box, ref.table, stand_in)
-    try:
-        plan_read_only(ctx, manifest.fragment_sql, _tables(manifest), manifest.defaults)
-    except SqlError as exc:
+    frames = tuple(
+        (ref.hive, ref.box, ref.table, json.dumps(ref.columns)) for ref in manifest.frames
+    )
+    reason = _refusal(manifest.fragment_sql, manifest.defaults, frames)
+    if reason is not None:
         raise SqlError(
-            f"the fragment of query {manifest.query_id} was refused: {exc}. {_WHO_WRITES}"
-        ) from None
+            f"the fragment of query {manifest.query_id} was refused: {reason}. {_WHO_WRITES}"
+        )
 
 
-def _tables(manifest: Manifest) -> set[tuple[str, str, str]]:
-    return {(ref.hive, ref.box, ref.table) for ref in manifest.frames}
+@functools.lru_cache(maxsize=256)
+def _refusal(
+    sql: str, defaults: tuple[str, str], frames: tuple[tuple[str, str, str, str], ...]
+) -> str | None:
+    """Why ``sql`` is refused over stand-ins of ``frames`` (None: it is a read-only query)."""
+    ctx = SessionContext(SessionConfig().with_default_catalog_and_schema(*defaults))
+    for hive, box, table, columns in frames:
+        stand_in = placeholder(scan_schema(schema_from_json(json.loads(columns))))
+        register_table(ctx, hive, box, table, stand_in)
+    try:
+        plan_read_only(ctx, sql, {f[:3] for f in frames}, defaults)
+    except SqlError as exc:
+        return str(exc)
+    return None
 
 
 class _TaskFrame:
