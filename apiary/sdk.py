@@ -68,7 +68,9 @@ HEARTBEAT_BEE_KEYS = ("id", "state", "task", "elapsed_s", "memory_used", "memory
 HEARTBEAT_ABANDONED = 5
 # Seconds between a worker's looks in _queries/ (active, idle) and a coordinator's looks for
 # answers: on S3 each look is a LIST request; on a local root it is one directory read.
-POLL = {"s3": (0.25, 5.0, 0.1), "local": (0.01, 0.5, 0.01)}
+# Seconds between looks in _queries/: (worker while queries are about, worker when idle,
+# coordinator while its own bees work, coordinator while it only waits). On S3 each is a LIST.
+POLL = {"s3": (0.25, 5.0, 0.1, 0.1), "local": (0.01, 0.5, 0.01, 0.002)}
 STORAGE_KINDS = {"file": "local", "s3": "s3", "memory": "memory"}  # the original SDK's names
 MiB = 1 << 20
 GiB = 1 << 30
@@ -176,16 +178,18 @@ class Apiary:
         # exit instead of lingering until the others judge it dead.
         atexit.register(self.shutdown)
 
-    def _poll(self) -> tuple[float, float, float]:
-        """(worker while queries are about, worker when idle, coordinator) intervals, seconds.
+    def _poll(self) -> tuple[float, float, float, float]:
+        """(worker while queries are about, worker when idle, coordinator while its bees work,
+        coordinator while it only waits) intervals, seconds.
 
         An idle worker on S3 looks every 5 s (720 LIST requests an hour); elsewhere a look is
         a directory read, so workers look often enough that sharing a query costs milliseconds.
         """
-        active, idle, coordinator = POLL["s3" if self.storage.location.scheme == "s3" else "local"]
+        kind = "s3" if self.storage.location.scheme == "s3" else "local"
+        active, idle, busy, waiting = POLL[kind]
         active = self.settings.worker_poll_interval or active
         idle = max(self.settings.worker_idle_poll_interval or idle, active)
-        return active, idle, coordinator
+        return active, idle, busy, waiting
 
     def shutdown(self) -> None:
         """Leave the swarm (deleting this node's heartbeat) and close the storage root.
@@ -612,6 +616,7 @@ class Apiary:
                 s.task_attempts,
                 self._poll()[2],
                 s.distribute_min_gain,
+                self._poll()[3],
             )
 
         def take(manifest: Manifest, task: Task) -> object:

@@ -149,6 +149,7 @@ class Coordinator:
         task_timeout: float = 30.0,
         max_attempts: int = 3,
         poll_interval: float = 0.2,
+        wait_interval: float | None = None,
         local: Callable[[Manifest, Task], object] | None = None,
     ) -> None:
         self.storage = storage
@@ -157,6 +158,7 @@ class Coordinator:
         self.task_timeout = task_timeout
         self.max_attempts = max_attempts
         self.poll_interval = poll_interval
+        self.wait_interval = poll_interval if wait_interval is None else wait_interval
         # This node's own worker: its tasks start at once, without a trip through the bucket.
         self.local = local
         self._local_runs: list[object] = []  # what ``local`` returned: futures, while they run
@@ -196,10 +198,10 @@ class Coordinator:
 
     def _interval(self) -> float:
         """While this node's own bees work, look now and then (the answers that matter come
-        later); once they are done this node only waits, so look five times as often."""
+        later); once they are done this node only waits, so look at ``wait_interval``."""
         running = [r for r in self._local_runs if isinstance(r, Future) and not r.done()]
         self._local_runs = running
-        return self.poll_interval if running else self.poll_interval / 5
+        return self.poll_interval if running else self.wait_interval
 
     def _collect(
         self, manifest: Manifest, cancel: threading.Event | None

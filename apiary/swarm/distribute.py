@@ -62,6 +62,7 @@ class SwarmSettings:
     task_attempts: int
     poll_interval: float  # how often the coordinator looks for answers
     min_gain: float = 0.0  # share only when the bytes allow this speedup; 0: whenever it splits
+    wait_interval: float | None = None  # how often, once its own tasks are done (None: as above)
 
 
 class Distributor:
@@ -186,6 +187,7 @@ class Distributor:
             task_timeout=settings.task_timeout,
             max_attempts=settings.task_attempts,
             poll_interval=settings.poll_interval,
+            wait_interval=settings.wait_interval,
             local=self.local,
         )
         narrowing = _narrowing(query, plan, driving, frames)
