@@ -37,6 +37,16 @@ def test_bees_use_the_tuned_settings_and_keep_joins_unshuffled_on_few_partitions
     assert setting(bee, JOINS, partitions=4) == "true"  # DataFusion's own choice again
 
 
+def test_each_core_gets_two_partitions_within_the_bees_memory(tmp_path: Path) -> None:
+    target = "datafusion.execution.target_partitions"
+    big = Bee(0, 1024 * MiB, tmp_path / "big")
+    assert setting(big, target) == "2"  # a bee's own core: one computes while one reads
+    assert setting(big, target, partitions=2) == "4"
+    assert setting(big, JOINS, partitions=2) == "false"  # the join rule counts cores
+    small = Bee(1, 100 * MiB, tmp_path / "small")  # room for one partition of PARTITION_MIN
+    assert setting(small, target, partitions=2) == "1"
+
+
 def test_apiary_toml_overrides_reach_every_query_context(tmp_path: Path, monkeypatch) -> None:
     config = tmp_path / "apiary.toml"
     config.write_text(f'[datafusion]\n"{PUSHDOWN}" = true\n"{BATCH}" = 4096\n')
