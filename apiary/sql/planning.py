@@ -7,9 +7,12 @@ recorded for a helpful error.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pyarrow as pa
+from datafusion import LogicalPlan, SessionContext
 from datafusion.catalog import CatalogProvider, Schema, SchemaProvider, Table
 
 from apiary.catalog.models import FrameDef, RegistryState
@@ -73,3 +76,43 @@ class PlanningHive(CatalogProvider):
         return PlanningBox(  # type: ignore[return-value]
             self.hive, name, box.frames, self.missing, self.schema_of
         )
+
+
+@dataclass
+class KeptPlan:
+    """A query's optimised plan against the stand-ins, and what it was planned over."""
+
+    plan: LogicalPlan
+    planning: SessionContext  # the stand-ins it was planned in
+    schemas: dict[tuple[str, str, str], pa.Schema]  # each frame it reads, as it was then
+
+
+class KeptPlans:
+    """Plans of the queries a session ran lately, so one that comes again (a dashboard's
+    refresh) skips planning against stand-ins (3-6 ms on TPC-H).
+
+    Kept by the SQL text, USE HIVE / USE BOX and the catalog version; a plan is used again only
+    while every frame it reads has the same schema at the version this query pins (the frames
+    are pinned and pruned afresh each time, so new commits are always seen).
+    """
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self._plans: OrderedDict[tuple[object, ...], KeptPlan] = OrderedDict()
+
+    def get(self, key: tuple[object, ...], schema_of: SchemaOf) -> KeptPlan | None:
+        kept = self._plans.get(key)
+        if kept is None:
+            return None
+        for name, schema in kept.schemas.items():
+            now = schema_of(*name)
+            if now is None or not now.equals(schema):
+                del self._plans[key]
+                return None
+        self._plans.move_to_end(key)
+        return kept
+
+    def put(self, key: tuple[object, ...], kept: KeptPlan) -> None:
+        self._plans[key] = kept
+        while len(self._plans) > self.size:
+            self._plans.popitem(last=False)

@@ -38,7 +38,7 @@ from apiary.sql.context import (
 from apiary.sql.messages import execution_error, planning_error
 from apiary.sql.options import check_session_option
 from apiary.sql.plan import scans
-from apiary.sql.planning import PlanningHive
+from apiary.sql.planning import KeptPlan, KeptPlans, PlanningHive
 from apiary.sql.pruning import And, Or, Predicate, Pruned, prune
 from apiary.sql.readonly import READ_ONLY
 from apiary.sql.sources import (
@@ -111,6 +111,7 @@ class SqlSession:
         self.last = QueryStats()
         # DataFusion options SET in this session, over the node's (queries this node runs).
         self.options: dict[str, str] = {}
+        self._plans = KeptPlans()
 
     def execute(self, sql: str, cancel: threading.Event | None = None) -> pa.Table:
         """Run one statement; setting ``cancel`` stops it (QueryCancelledError)."""
@@ -373,16 +374,22 @@ class SqlSession:
                 ctx.register_catalog_provider(hive, PlanningHive(state, hive, missing, schema_of))
             return ctx
 
-        with phase("planning"):
-            planning = stand_ins()
-            try:
-                plan = planning.sql_with_options(query.sql, READ_ONLY).optimized_logical_plan()
-            except Exception as exc:
-                if failed:
-                    raise failed[0] from None
-                raise planning_error(exc, state, missing) from None
-        if failed:
-            raise failed[0]
+        key = (query.sql, self.hive, self.box, state.version, state.commit_id)
+        kept = self._plans.get(key, schema_of)
+        failed.clear()  # a frame that went: planned again below, and the error comes from there
+        if kept is not None:
+            plan, planning = kept.plan, kept.planning
+        else:
+            with phase("planning"):
+                planning = stand_ins()
+                try:
+                    plan = planning.sql_with_options(query.sql, READ_ONLY).optimized_logical_plan()
+                except Exception as exc:
+                    if failed:
+                        raise failed[0] from None
+                    raise planning_error(exc, state, missing) from None
+            if failed:
+                raise failed[0]
 
         needs: dict[tuple[str, str, str], list[list[Predicate]]] = {}
         for scan in scans(plan):
@@ -395,6 +402,7 @@ class SqlSession:
             needs.setdefault((hive, box, scan.table), []).append(scan.predicates)
 
         pinned = []
+        schemas: dict[tuple[str, str, str], pa.Schema] = {}
         by_time = False
         for (hive, box, table), per_scan in needs.items():
             with phase("ledger"):
@@ -402,11 +410,13 @@ class SqlSession:
             wanted = split_version(table)[1]
             by_time = by_time or isinstance(wanted, datetime)
             version = None if wanted is None else snap.version
-            schema = frame.schema_at(snap)
+            schema = schemas[hive, box, table] = frame.schema_at(snap)
             with phase("pruning"):
                 pruned = prune(snap.cells.values(), _combine(per_scan), schema, frame.partition_by)
             self.last.frames.append(_report(frame, snap.version, version, pruned))
             pinned.append(PinnedFrame(hive, box, table, version, frame, pruned, schema))
+        if kept is None:
+            self._plans.put(key, KeptPlan(plan, planning, schemas))
         planned = PlannedQuery(query.sql, plan, planning, stand_ins, pinned, self.hive, self.box)
         distributor = self.context.distributor
         # A frame named by time ("f@2026-...Z") runs here: a task names frames by version.
