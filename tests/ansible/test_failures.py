@@ -13,6 +13,7 @@ from unittest import mock
 
 import pytest
 from support.ansible_fleet import (
+    FLEET_MARKS,
     Fleet,
     Host,
     common_vars,
@@ -26,13 +27,7 @@ from apiary.testing.moto_server import DUMMY_KEY, MotoServer, free_port
 
 # The first test also pays for the shared setup: building the frozen release when no other test
 # has (~2-3 min on 2 cores) and two site.yml runs (~70 s).
-pytestmark = [
-    pytest.mark.ansible,
-    pytest.mark.binary,
-    pytest.mark.s3,
-    pytest.mark.slow,
-    pytest.mark.timeout(900),
-]
+pytestmark = FLEET_MARKS
 
 
 @pytest.fixture(scope="module")

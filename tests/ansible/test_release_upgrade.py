@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from support.ansible_fleet import (
+    FLEET_MARKS,
     Host,
     Run,
     common_vars,
@@ -33,13 +34,7 @@ from image.binary import write_tarball
 
 # Four playbook runs on one host (~20-30 s each), plus the frozen release when no other test
 # has built it.
-pytestmark = [
-    pytest.mark.ansible,
-    pytest.mark.binary,
-    pytest.mark.s3,
-    pytest.mark.slow,
-    pytest.mark.timeout(900),
-]
+pytestmark = FLEET_MARKS
 
 REPO = Path(__file__).resolve().parents[2]
 CMDLINE = "console=serial0,115200 root=PARTUUID=0ee3-02 rootwait cgroup_disable=memory\n"

@@ -5,19 +5,12 @@ from __future__ import annotations
 import os
 import stat
 
-import pytest
-from support.ansible_fleet import Fleet, run_playbook
+from support.ansible_fleet import FLEET_MARKS, Fleet, run_playbook
 from support.frozen import FrozenRelease
 
 # The first test also pays for the shared setup: building the frozen release when no other test
 # has (~2-3 min on 2 cores) and two site.yml runs (~70 s).
-pytestmark = [
-    pytest.mark.ansible,
-    pytest.mark.binary,
-    pytest.mark.s3,
-    pytest.mark.slow,
-    pytest.mark.timeout(900),
-]
+pytestmark = FLEET_MARKS
 
 
 def test_first_run_installs_and_starts_every_node(fleet: Fleet) -> None:

@@ -249,3 +249,14 @@ def _running(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state not in ("Z", "X")
+
+
+# Tests that install and run the frozen release on a fleet: CI's second step runs them
+# (marker binary), within 15 minutes each.
+FLEET_MARKS = [
+    pytest.mark.ansible,
+    pytest.mark.binary,
+    pytest.mark.s3,
+    pytest.mark.slow,
+    pytest.mark.timeout(900),
+]
