@@ -66,10 +66,9 @@ log = logging.getLogger("apiary")
 # screen, small enough for a heartbeat written every few seconds.
 HEARTBEAT_BEE_KEYS = ("id", "state", "task", "elapsed_s", "memory_used", "memory_budget")
 HEARTBEAT_ABANDONED = 5
-# Seconds between a worker's looks in _queries/ (active, idle) and a coordinator's looks for
-# answers: on S3 each look is a LIST request; on a local root it is one directory read.
 # Seconds between looks in _queries/: (worker while queries are about, worker when idle,
-# coordinator while its own bees work, coordinator while it only waits). On S3 each is a LIST.
+# coordinator while its own bees work, coordinator while it only waits). On S3 each look is a
+# LIST request; on a local root it is one directory read.
 POLL = {"s3": (0.25, 5.0, 0.1, 0.1), "local": (0.01, 0.5, 0.01, 0.002)}
 STORAGE_KINDS = {"file": "local", "s3": "s3", "memory": "memory"}  # the original SDK's names
 MiB = 1 << 20
@@ -609,14 +608,14 @@ class Apiary:
         from apiary.swarm.distribute import Distributor, SwarmSettings
 
         def swarm_settings() -> SwarmSettings:
-            s = self.settings
+            s, poll = self.settings, self._poll()
             return SwarmSettings(
                 s.distribute_min_cells,
                 s.task_timeout,
                 s.task_attempts,
-                self._poll()[2],
+                poll[2],
                 s.distribute_min_gain,
-                self._poll()[3],
+                poll[3],
             )
 
         def take(manifest: Manifest, task: Task) -> object:

@@ -155,7 +155,7 @@ class Distributor:
         try:
             found = split(query.planning, query.plan, sizes, query.sql, query.stand_ins)
         except NotDistributable as exc:
-            found = exc
+            found = NotDistributable(str(exc))  # kept without the traceback and its frames
         with self._lock:
             self._splits[key] = found
             while len(self._splits) > KEPT_SPLITS:
@@ -169,7 +169,8 @@ class Distributor:
         settings = self.settings()
         driving = query.pinned(*plan.driving)
         assert driving is not None
-        frames = _frame_refs(query, plan, driving)
+        scanned = _scanned(query, plan)
+        frames = _frame_refs(scanned, driving)
         fragment = Manifest(
             query_id="pending",
             coordinator=self.node_id,
@@ -190,7 +191,7 @@ class Distributor:
             wait_interval=settings.wait_interval,
             local=self.local,
         )
-        narrowing = _narrowing(query, plan, driving, frames)
+        narrowing = _narrowing(query, plan, driving, scanned)
         outcome = coordinator.run(
             fragment,
             _task_order(driving, narrowing),
@@ -229,7 +230,7 @@ class _Narrowing:
 
 
 def _narrowing(
-    query: PlannedQuery, plan: Split, driving: PinnedFrame, frames: list[FrameRef]
+    query: PlannedQuery, plan: Split, driving: PinnedFrame, scanned: list[PinnedFrame]
 ) -> list[_Narrowing]:
     """The key links whose frame is read only under the linked spelling (one cell list per
     frame serves every scan of it)."""
@@ -241,7 +242,7 @@ def _narrowing(
             continue
         if sum(query.pinned(*s) is pinned for s in every) != every.count(link.scan):
             continue
-        index = next((i for i, f in enumerate(frames) if _is(f, pinned)), None)
+        index = next((i for i, f in enumerate(scanned) if _is(f, pinned)), None)
         if index is not None:
             found.append(_Narrowing(index, pinned, link.column, link.driving_column))
     return found
@@ -251,7 +252,7 @@ def _estimate(
     query: PlannedQuery, plan: Split, driving: PinnedFrame, alive: list[NodeView]
 ) -> Estimate:
     """What each task would read if the query were shared now (see :mod:`apiary.swarm.cost`)."""
-    narrowing = _narrowing(query, plan, driving, _frame_refs(query, plan, driving))
+    narrowing = _narrowing(query, plan, driving, _scanned(query, plan))
     cells = _task_order(driving, narrowing)
     runs = cut(cells, min(len(cells), sum(bees_of(n) for n in alive)))
     others: list[int | Callable[[Sequence[CellMeta]], int]] = []
@@ -314,17 +315,24 @@ def _scans(query: PlannedQuery) -> list[tuple[str | None, str | None, str]]:
     return [(s.catalog, s.schema, s.table) for s in scans(query.plan)]
 
 
-def _is(ref: FrameRef, pinned: PinnedFrame) -> bool:
+def _is(ref: FrameRef | PinnedFrame, pinned: PinnedFrame) -> bool:
     return (ref.hive, ref.box, ref.table) == (pinned.hive, pinned.box, pinned.table)
 
 
-def _frame_refs(query: PlannedQuery, plan: Split, driving: PinnedFrame) -> list[FrameRef]:
-    """Every frame the fragment reads; each task brings its own cells of the driving one."""
-    refs: list[FrameRef] = []
+def _scanned(query: PlannedQuery, plan: Split) -> list[PinnedFrame]:
+    """Every frame the fragment reads, once each, in the manifest's order."""
+    found: list[PinnedFrame] = []
     for scan in sorted(plan.scanned, key=lambda s: tuple(p or "" for p in s)):
         pinned = query.pinned(*scan)
-        if pinned is None or any(_is(r, pinned) for r in refs):
-            continue
+        if pinned is not None and not any(_is(f, pinned) for f in found):
+            found.append(pinned)
+    return found
+
+
+def _frame_refs(scanned: list[PinnedFrame], driving: PinnedFrame) -> list[FrameRef]:
+    """The manifest's frames; each task brings its own cells of the driving one."""
+    refs: list[FrameRef] = []
+    for pinned in scanned:
         cells = [] if pinned is driving else pinned.pruned.kept
         refs.append(
             FrameRef(
