@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from apiary.cells.partition import split_by_partition
@@ -24,6 +25,7 @@ from apiary.storage import Storage
 COMPRESSION = "lz4"
 ROW_GROUP_ROWS = 128 * 1024  # small enough for row-group pruning, big enough to scan fast
 UPLOAD_THREADS = 4  # Parquet encoding releases the GIL, and S3 puts are mostly waiting
+DICTIONARY_SAMPLE = 16 * 1024  # rows looked at to decide a column's encoding
 
 
 def encode_parquet(table: pa.Table) -> pa.Buffer:
@@ -34,12 +36,33 @@ def encode_parquet(table: pa.Table) -> pa.Buffer:
         compression=COMPRESSION,
         write_statistics=True,
         row_group_size=ROW_GROUP_ROWS,
+        use_dictionary=dictionary_columns(table),
         # Decimals of up to 18 digits as INT32/INT64 (Parquet's own decimal encodings, which
         # every Delta reader reads) rather than fixed-length byte arrays: DataFusion decodes
         # them much faster (TPC-H geomean -15 %, Q14 -54 %; README "Performance").
         store_decimal_as_integer=True,
     )
     return sink.getvalue()
+
+
+def dictionary_columns(table: pa.Table) -> list[str]:
+    """The columns worth dictionary-encoding: those whose first rows repeat values.
+
+    Parquet writers dictionary-encode every column by default. A column of mostly distinct
+    values (sensor readings, prices, comments) then costs a dictionary as big as the plain
+    values plus an index per row, and a slower decode: measured on 20 M sensor readings in
+    540 cells, plain float columns read 28 % fewer bytes and made a full-table aggregate
+    10 % faster in DataFusion and 20 % in DuckDB. A column whose sample is more than half
+    distinct values stays plain.
+    """
+    chosen = []
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        sample = column.slice(0, DICTIONARY_SAMPLE)
+        if len(sample) == 0 or pa.types.is_boolean(column.type):
+            continue  # booleans are bit-packed already
+        if pc.count_distinct(sample).as_py() * 2 <= len(sample):
+            chosen.append(name)
+    return chosen
 
 
 def write_cells(
