@@ -1,7 +1,7 @@
 """``apiary bench sensors``: the workload Apiary exists for, against DuckDB and DataFusion.
 
 A fleet of devices reporting every ``interval`` seconds for ``days`` days, partitioned by day and
-written the way a fleet writes — many small commits, one per device group and hour — then
+written the way a fleet writes — many small commits, one per device group every few hours — then
 compacted and vacuumed, so the frame's folder holds exactly its live cells. The queries are a
 dashboard's: the last hour of one device, one day per device, a week of daily aggregates, the
 hottest readings in a window, and a full-table aggregate. DuckDB (``read_parquet`` with hive
@@ -81,19 +81,22 @@ def queries(days: int) -> dict[str, tuple[str, bool]]:
     }
 
 
-def batch(devices: range, day: int, hour: int, interval: int, seed: int) -> pa.Table:
-    """One commit's worth: ``devices`` reporting every ``interval`` s during one hour."""
-    per_device = 3600 // interval
+def batch(
+    devices: range, day: int, hour: int, interval: int, seed: int, hours: int = 1
+) -> pa.Table:
+    """One commit's worth: ``devices`` reporting every ``interval`` s for ``hours`` hours."""
+    per_device = hours * 3600 // interval
     start = START + dt.timedelta(days=day, hours=hour)
     base = int(start.timestamp() * 1_000_000)
+    offsets = [i * interval for i in range(per_device)]
     device = pa.array([d for d in devices for _ in range(per_device)], pa.int32())
     ts = pa.array(
-        [base + i * interval * 1_000_000 for _ in devices for i in range(per_device)],
-        pa.timestamp("us", tz="UTC"),
+        [base + o * 1_000_000 for _ in devices for o in offsets], pa.timestamp("us", tz="UTC")
     )
+    hour_of = pa.array([hour + o // 3600 for _ in devices for o in offsets], pa.float64())
     n = len(device)
     noise = pc.subtract(pc.random(n, initializer=seed), 0.5)
-    phase = pc.multiply(pc.add(pc.cast(pc.bit_wise_and(device, 23), pa.float64()), hour), 0.2618)
+    phase = pc.multiply(pc.add(pc.cast(pc.bit_wise_and(device, 23), pa.float64()), hour_of), 0.2618)
     temp = pc.add(pc.add(pc.multiply(pc.sin(phase), 6.0), 18.0), pc.multiply(noise, 4.0))
     humidity = pc.add(pc.multiply(pc.random(n, initializer=seed + 1), 70.0), 20.0)
     battery = pc.add(pc.multiply(pc.random(n, initializer=seed + 2), 0.9), 3.3)
@@ -112,22 +115,32 @@ def batch(devices: range, day: int, hour: int, interval: int, seed: int) -> pa.T
 
 def run(
     devices: int = 200,
-    days: int = 30,
-    interval: int = 25,
+    days: int = 540,
+    interval: int = 450,
     groups: int = 1,
     repeats: int = 3,
     compact: bool = True,
     progress: Progress = lambda _: None,
     sort_by: tuple[str, ...] = SORT_BY,
+    hours: int = 6,
 ) -> dict[str, Any]:
     """Write the fleet's readings, then time the dashboard queries on each engine.
 
-    The frame is sorted by ``sort_by`` (device, then time: what a dashboard filters on), so
-    its cells and row groups have tight min/max ranges; ``()`` writes it unsorted.
+    The defaults are 200 devices reporting every 7.5 minutes for a year and a half (20.7 M
+    readings), each device group committing every ``hours`` hours: a long history of small
+    day partitions, which dashboards query a recent slice of. The frame is sorted by
+    ``sort_by`` (device, then time: what a dashboard filters on), so its cells and row groups
+    have tight min/max ranges; ``()`` writes it unsorted.
     """
+    if hours < 1 or 24 % hours:
+        raise ValueError(
+            f"hours per commit must divide a day (1, 2, 3, 4, 6, 8, 12 or 24), got {hours}"
+        )
     work = Path(tempfile.mkdtemp(prefix="apiary-bench-sensors-"))
     try:
-        return _run(work, devices, days, interval, groups, repeats, compact, progress, sort_by)
+        return _run(
+            work, devices, days, interval, groups, repeats, compact, progress, sort_by, hours
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -142,6 +155,7 @@ def _run(
     compact: bool,
     progress: Progress,
     sort_by: tuple[str, ...] = SORT_BY,
+    hours: int = 1,
 ) -> dict[str, Any]:
     with Apiary("bench", str(work / "root"), join_swarm=False) as ap:
         ap.create_hive("fleet")
@@ -154,10 +168,11 @@ def _run(
         size = -(-devices // groups)
         for day in range(days):
             progress(f"writing day {day + 1}/{days}")
-            for hour in range(24):
+            for hour in range(0, 24, hours):
                 for g in range(groups):
                     chunk = range(g * size, min(devices, (g + 1) * size))
-                    data = batch(chunk, day, hour, interval, seed=day * 1000 + hour * 10 + g)
+                    seed = day * 1000 + hour * 10 + g
+                    data = batch(chunk, day, hour, interval, seed, hours)
                     ap.write_to_frame("fleet", "iot", "readings", data)
                     rows += data.num_rows
                     commits += 1
@@ -200,6 +215,8 @@ def _run(
     return {
         "devices": devices,
         "days": days,
+        "interval": interval,
+        "hours_per_commit": hours,
         "sort_by": list(sort_by),
         "rows": rows,
         "commits": commits,

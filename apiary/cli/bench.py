@@ -241,12 +241,22 @@ def bench_swarm(
 @bench.command("sensors")
 @click.option("--devices", default=200, show_default=True, help="Devices in the fleet.")
 @click.option(
-    "--days", default=30, show_default=True, help="Days of readings (one partition each)."
+    "--days", default=540, show_default=True, help="Days of readings (one partition each)."
 )
 @click.option(
-    "--interval", default=25, show_default=True, help="Seconds between a device's readings."
+    "--interval", default=450, show_default=True, help="Seconds between a device's readings."
 )
-@click.option("--groups", default=1, show_default=True, help="Commits per hour (device groups).")
+@click.option(
+    "--groups", default=1, show_default=True, help="Device groups, each committing on its own."
+)
+@click.option(
+    "--hours-per-commit",
+    "hours",
+    default=6,
+    show_default=True,
+    type=click.Choice(["1", "2", "3", "4", "6", "8", "12", "24"]),
+    help="Hours of readings in each group's commits.",
+)
 @click.option("--repeats", default=3, show_default=True, help="Timed runs per query and engine.")
 @click.option(
     "--compact/--no-compact", default=True, show_default=True, help="Compact before querying."
@@ -264,6 +274,7 @@ def bench_sensors(
     days: int,
     interval: int,
     groups: int,
+    hours: str,
     repeats: int,
     compact: bool,
     sort: bool,
@@ -275,7 +286,15 @@ def bench_sensors(
     sort_by = sensors.SORT_BY if sort else ()
     with missing_extra(), spinner(as_json) as progress:
         results = sensors.run(
-            devices, days, interval, groups, repeats, compact, progress, sort_by=sort_by
+            devices,
+            days,
+            interval,
+            groups,
+            repeats,
+            compact,
+            progress,
+            sort_by=sort_by,
+            hours=int(hours),
         )
     if as_json:
         click.echo(json.dumps(results, indent=2))
