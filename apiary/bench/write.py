@@ -7,6 +7,7 @@ Parquet encoding itself.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import statistics
 import tempfile
@@ -25,22 +26,13 @@ from apiary.sdk import Apiary
 Progress = Callable[[str], None]
 
 
-def _median_seconds(fn: Callable[[int], None], repeats: int) -> float:
-    times = []
-    for i in range(repeats):
-        started = time.perf_counter()
-        fn(i)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def write_throughput(
     rows: int, repeats: int, workdir: Path, progress: Progress = lambda _: None
 ) -> dict[str, Any]:
+    """Each side writes the same table ``repeats`` times, the sides taking turns in rotating
+    order (this machine's speed drifts from minute to minute; see README "Performance")."""
     table = sensor_readings(rows)
     megabytes = table.nbytes / 1e6
-
-    progress("bare pyarrow.parquet")
     bare_dir = workdir / "bare"
     bare_dir.mkdir()
 
@@ -49,27 +41,35 @@ def write_throughput(
             table, bare_dir / f"{i}.parquet", compression=COMPRESSION, row_group_size=ROW_GROUP_ROWS
         )
 
-    bare_s = _median_seconds(bare, repeats)
-
-    results: dict[str, Any] = {"rows": rows, "megabytes": round(megabytes, 1), "repeats": repeats}
-    results["bare"] = _rates(rows, megabytes, bare_s)
+    sides: dict[str, Callable[[int], Any]] = {"bare": bare}
     variants: tuple[tuple[str, list[str], list[str]], ...] = (
         ("apiary", [], []),
         ("apiary_partitioned", ["region"], []),
         # sort_by: every cell sorted by sensor and time before it is written
         ("apiary_sorted", ["region"], ["sensor_id", "ts"]),
     )
-    for label, partition_by, sort_by in variants:
-        progress(label.replace("_", " "))
-        with Apiary("bench", str(workdir / label)) as ap:
+    with contextlib.ExitStack() as stack:
+        for label, partition_by, sort_by in variants:
+            ap = stack.enter_context(Apiary("bench", str(workdir / label)))
             ap.create_hive("bench")
             ap.create_box("bench", "write")
             ap.create_frame(
                 "bench", "write", "readings", SCHEMA, partition_by=partition_by, sort_by=sort_by
             )
-            seconds = _median_seconds(
-                lambda _: ap.write_to_frame("bench", "write", "readings", table), repeats
-            )
+            sides[label] = lambda _, ap=ap: ap.write_to_frame("bench", "write", "readings", table)
+        times: dict[str, list[float]] = {label: [] for label in sides}
+        order = list(sides)
+        for round_ in range(repeats):
+            progress(f"round {round_ + 1}/{repeats}")
+            for label in order[round_ % len(order) :] + order[: round_ % len(order)]:
+                started = time.perf_counter()
+                sides[label](round_)
+                times[label].append(time.perf_counter() - started)
+    bare_s = statistics.median(times["bare"])
+    results: dict[str, Any] = {"rows": rows, "megabytes": round(megabytes, 1), "repeats": repeats}
+    results["bare"] = _rates(rows, megabytes, bare_s)
+    for label, _, _ in variants:
+        seconds = statistics.median(times[label])
         results[label] = _rates(rows, megabytes, seconds)
         results[label]["ratio_vs_bare"] = round(bare_s / seconds, 3)
     return results
