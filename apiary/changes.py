@@ -406,7 +406,7 @@ def _change(
             snap: Snapshot = frame.ledger.latest()
             for path in [p for p in done if p not in snap.cells]:  # replaced by someone else
                 _discard(frame, done.pop(path).added)
-            candidates = prune(snap.cells.values(), preds, frame.schema, frame.partition_by).kept
+            candidates = prune(snap.cells, preds, frame.schema, frame.partition_by).kept
             for cell in candidates:
                 if cell.path not in done:
                     done[cell.path] = rw.pool.run(

@@ -412,7 +412,7 @@ class SqlSession:
             version = None if wanted is None else snap.version
             schema = schemas[hive, box, table] = frame.schema_at(snap)
             with phase("pruning"):
-                pruned = prune(snap.cells.values(), _combine(per_scan), schema, frame.partition_by)
+                pruned = prune(snap.cells, _combine(per_scan), schema, frame.partition_by)
             self.last.frames.append(_report(frame, snap.version, version, pruned))
             pinned.append(PinnedFrame(hive, box, table, version, frame, pruned, schema))
         if kept is None:
