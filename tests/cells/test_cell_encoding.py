@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -9,6 +11,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from apiary import Apiary
+
+
+@contextmanager
+def written(tmp_path: Path, schema: pa.Schema, data: pa.Table) -> Iterator[tuple[Apiary, Path]]:
+    """A frame of ``schema`` holding ``data`` in one cell, and that cell's file."""
+    with Apiary("t", str(tmp_path / "root")) as ap:
+        ap.create_hive("h")
+        ap.create_box("h", "b")
+        ap.create_frame("h", "b", "f", schema)
+        ap.write_to_frame("h", "b", "f", data)
+        [cell] = (tmp_path / "root").rglob("cell_*.parquet")
+        yield ap, cell
 
 
 def test_decimals_are_stored_as_integers_and_read_back_exactly(tmp_path: Path) -> None:
@@ -27,12 +41,7 @@ def test_decimals_are_stored_as_integers_and_read_back_exactly(tmp_path: Path) -
         },
         schema=schema,
     )
-    with Apiary("t", str(tmp_path / "root")) as ap:
-        ap.create_hive("h")
-        ap.create_box("h", "b")
-        ap.create_frame("h", "b", "f", schema)
-        ap.write_to_frame("h", "b", "f", data)
-        [cell] = (tmp_path / "root").rglob("cell_*.parquet")
+    with written(tmp_path, schema, data) as (ap, cell):
         physical = {
             column.path_in_schema: column.physical_type
             for column in (pq.ParquetFile(cell).metadata.row_group(0).column(i) for i in range(3))
@@ -60,12 +69,7 @@ def test_columns_of_mostly_distinct_values_are_stored_plain_and_repeating_ones_w
         },
         schema=schema,
     )
-    with Apiary("t", str(tmp_path / "root")) as ap:
-        ap.create_hive("h")
-        ap.create_box("h", "b")
-        ap.create_frame("h", "b", "f", schema)
-        ap.write_to_frame("h", "b", "f", data)
-        [cell] = (tmp_path / "root").rglob("cell_*.parquet")
+    with written(tmp_path, schema, data) as (ap, cell):
         group = pq.ParquetFile(cell).metadata.row_group(0)
         encodings = {group.column(i).path_in_schema: group.column(i).encodings for i in range(4)}
         assert "RLE_DICTIONARY" in encodings["device"]
