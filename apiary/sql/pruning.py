@@ -318,7 +318,10 @@ def _bound(value: object, kind: pa.DataType) -> object:
     return bound
 
 
-_KEPT_FACTS = 32
+# Snapshots whose facts are kept: enough for the frames of a few queries. Each holds its
+# snapshot's cell mapping alive, so the total is bounded by cells too (a Pi's memory).
+_KEPT_FACTS = 16
+_KEPT_CELLS = 200_000
 _facts: OrderedDict[int, tuple[Mapping[str, CellMeta], CellFacts]] = OrderedDict()
 _facts_lock = threading.Lock()
 
@@ -333,7 +336,9 @@ def _facts_of(cells: Mapping[str, CellMeta]) -> CellFacts:
             return kept[1]
         facts = CellFacts(list(cells.values()))
         _facts[id(cells)] = (cells, facts)
-        while len(_facts) > _KEPT_FACTS:
+        while len(_facts) > 1 and (
+            len(_facts) > _KEPT_FACTS or sum(len(f.cells) for _, f in _facts.values()) > _KEPT_CELLS
+        ):
             _facts.popitem(last=False)
         return facts
 

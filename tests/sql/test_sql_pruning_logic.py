@@ -175,3 +175,20 @@ def test_the_arrays_agree_with_the_per_cell_rule_on_random_cells_and_predicates(
             assert [c.path for c in prune(cells, preds, schema, ["part"]).kept] == expected, preds
             checked += 1
     assert checked == 1000
+
+
+def test_a_snapshots_bounds_are_kept_for_its_next_query_and_the_kept_ones_are_bounded() -> None:
+    from apiary.sql import pruning
+
+    snapshot = {c.path: c for c in CELLS}
+    first = pruning._facts_of(snapshot)
+    assert pruning._facts_of(snapshot) is first  # the next query over this snapshot
+    newer = {**snapshot, "west-40": cell("west", 40, 49)}  # a commit makes a new mapping
+    assert pruning._facts_of(newer) is not first
+    assert [c.path for c in prune(newer, [Cmp("n", ">", 39)], SCHEMA, ["region"]).kept] == [
+        "west-40"
+    ]
+    for _ in range(pruning._KEPT_FACTS + 5):
+        pruning._facts_of({c.path: c for c in CELLS})
+    assert len(pruning._facts) <= pruning._KEPT_FACTS
+    assert pruning._facts_of(snapshot) is not first  # long since dropped
