@@ -155,7 +155,7 @@ def _run(
     compact: bool,
     progress: Progress,
     sort_by: tuple[str, ...] = SORT_BY,
-    hours: int = 1,
+    hours: int = 6,
 ) -> dict[str, Any]:
     with Apiary("bench", str(work / "root"), join_swarm=False) as ap:
         ap.create_hive("fleet")
