@@ -219,7 +219,9 @@ def test_slow_datafusion_query_times_out_and_stops(pool: BeePool) -> None:
     with pytest.raises(TaskTimeoutError, match=r"0\.3 s timeout"):
         pool.run(sql(slow), name="slow", timeout=0.3)
     assert time.monotonic() - started < 2.0
-    assert pool.idle == 2
+    # The caller is answered at once; the bee drains until DataFusion drops the query's runtime,
+    # which on a loaded host can take longer than the caller's short wait (QUICK_RELEASE).
+    wait_until(lambda: pool.idle == 2, timeout=5.0, what="the timed-out query's bee idle again")
     # DataFusion's own threads finish winding down and delete their temp files themselves.
     wait_until(lambda: spill_files(pool) == [])
     before = psutil.Process().cpu_times()
