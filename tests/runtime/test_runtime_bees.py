@@ -99,7 +99,7 @@ def test_unspillable_query_fails_with_memory_exceeded_and_pool_survives(pool: Be
         pool.run(sql(BIG_JOIN), name="big join")
     assert "big join" in str(caught.value)
     assert pool.abandoned == []  # a budget that is too small is not retried
-    assert pool.idle == 2
+    wait_until(lambda: pool.idle == 2, timeout=5.0, what="the failed query's bee idle again")
     assert spill_files(pool) == []
     assert pool.run(sql("SELECT 2 AS two"), name="after").to_pylist() == [{"two": 2}]
 
