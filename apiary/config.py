@@ -96,6 +96,12 @@ class Settings(BaseSettings):
         description="share a query only when the bytes its tasks read allow this speedup "
         "(frames a task cannot split are read whole by every task); 0: whenever it splits",
     )
+    distribute_trip_mb: float = Field(
+        16.0,
+        ge=0,
+        description="what the trip through the bucket costs a shared query, counted as "
+        "megabytes its slowest task reads (for distribute_min_gain): short queries stay local",
+    )
     write_wait_max: float = Field(
         5.0,
         ge=0,

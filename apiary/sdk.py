@@ -616,6 +616,7 @@ class Apiary:
                 poll[2],
                 s.distribute_min_gain,
                 poll[3],
+                round(s.distribute_trip_mb * 1e6),
             )
 
         def take(manifest: Manifest, task: Task) -> object:

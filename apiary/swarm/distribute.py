@@ -63,6 +63,7 @@ class SwarmSettings:
     poll_interval: float  # how often the coordinator looks for answers
     min_gain: float = 0.0  # share only when the bytes allow this speedup; 0: whenever it splits
     wait_interval: float | None = None  # how often, once its own tasks are done (None: as above)
+    trip_bytes: int = 0  # the trip through the bucket, counted as bytes a task reads
 
 
 class Distributor:
@@ -122,7 +123,7 @@ class Distributor:
                 f"distribute_min_cells ({settings.min_cells})"
             )
             return Decision(info={"ran_locally": reason}, explain=f"runs on this node: {reason}")
-        cost = _estimate(query, plan, driving, alive)
+        cost = _estimate(query, plan, driving, alive, settings.trip_bytes)
         if settings.min_gain and cost.gain < settings.min_gain:
             reason = (
                 f"sharing would not pay: {cost.describe()}, below distribute_min_gain "
@@ -249,7 +250,11 @@ def _narrowing(
 
 
 def _estimate(
-    query: PlannedQuery, plan: Split, driving: PinnedFrame, alive: list[NodeView]
+    query: PlannedQuery,
+    plan: Split,
+    driving: PinnedFrame,
+    alive: list[NodeView],
+    trip_bytes: int = 0,
 ) -> Estimate:
     """What each task would read if the query were shared now (see :mod:`apiary.swarm.cost`)."""
     narrowing = _narrowing(query, plan, driving, _scanned(query, plan))
@@ -265,7 +270,7 @@ def _estimate(
             others.append(sum(c.bytes for c in pinned.pruned.kept))
         else:
             others.append(functools.partial(_narrowed_bytes, driving, link))
-    return estimate(runs, others)
+    return estimate(runs, others, trip_bytes)
 
 
 def _narrowed_bytes(driving: PinnedFrame, link: _Narrowing, run: Sequence[CellMeta]) -> int:

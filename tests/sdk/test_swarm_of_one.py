@@ -60,6 +60,7 @@ def test_two_plain_clients_share_a_query_through_their_own_workers(tmp_path, mon
     """Nothing but ``Apiary(...)`` on both sides: each runs the worker loop a node runs."""
     use_short_timings(monkeypatch)
     monkeypatch.setenv("APIARY_DISTRIBUTE_MIN_CELLS", "2")
+    monkeypatch.setenv("APIARY_DISTRIBUTE_TRIP_MB", "0")  # a few kB: shared all the same
     root = str(tmp_path / "root")
     with Apiary("test", root, node_id="a") as a, Apiary("test", root, node_id="b") as b:
         a.create_hive("h")

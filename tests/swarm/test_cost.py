@@ -30,3 +30,14 @@ def test_the_slowest_task_sets_the_gain_and_narrowed_frames_count_per_run() -> N
     assert cost.query_bytes == 400 + 5 * 400
     assert cost.task_bytes == 300 + 5 * 300
     assert round(cost.gain, 2) == 1.33
+
+
+def test_the_trip_through_the_bucket_keeps_a_short_query_local_but_not_a_long_one() -> None:
+    mb = 1_000_000
+    short = estimate([cells(20 * mb), cells(20 * mb)], others=[8 * mb], trip_bytes=16 * mb)
+    assert round(short.gain, 2) == 1.09  # 48 MB on one node against 28 MB + the trip
+    assert "the trip through the bucket counts as 16.0 MB" in short.describe()
+    long = estimate([cells(100 * mb), cells(100 * mb)], others=[8 * mb], trip_bytes=16 * mb)
+    assert round(long.gain, 2) == 1.68
+    free = estimate([cells(20 * mb), cells(20 * mb)], others=[8 * mb])
+    assert round(free.gain, 2) == 1.71 and "trip" not in free.describe()

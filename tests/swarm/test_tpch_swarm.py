@@ -88,6 +88,12 @@ def test_explain_says_whether_and_how_a_query_is_shared(tpch_swarm: Apiary) -> N
         (row,) = [r["plan"] for r in plan if r["plan_type"] == "apiary distribution"]
         return row
 
+    # At this scale a task reads well under a megabyte: the trip through the bucket outweighs it.
+    assert ap.settings.distribute_trip_mb == 16
+    short = distribution(1)
+    assert short.startswith("runs on this node: sharing would not pay: "), short
+    assert "the trip through the bucket counts as 16.0 MB" in short
+    ap.settings.distribute_trip_mb = 0  # the shapes below are what this test is about
     assert distribution(1).startswith("shared with 3 nodes: split by the cells of lineitem")
     assert distribution(11) == "runs on this node: every frame it reads is read more than once"
     # Q17 splits by part, but every task would read the whole of lineitem (twice): with the
