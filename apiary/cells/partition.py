@@ -95,13 +95,24 @@ def split_by_partition(
 ) -> list[tuple[dict[str, str], pa.Table]]:
     """One ``(values, rows)`` pair per distinct combination of partition values.
 
-    Rows keep their order within a partition (the sort is stable); pairs are sorted by the typed
-    partition values. Without partition columns the whole table is one pair; an empty table with
-    partition columns has no pairs. Each sub-table keeps the partition columns.
+    Rows keep their order within a partition; pairs are sorted by the typed partition values.
+    Without partition columns the whole table is one pair; an empty table with partition
+    columns has no pairs. Each sub-table keeps the partition columns.
     """
+    return [
+        (values, table if rows is None else table.take(rows))
+        for values, rows in partition_rows(table, partition_by, max_partitions)
+    ]
+
+
+def partition_rows(
+    table: pa.Table, partition_by: Sequence[str], max_partitions: int
+) -> list[tuple[dict[str, str], pa.Array | None]]:
+    """As :func:`split_by_partition`, with each partition's row numbers in input order instead
+    of its rows (None: every row), so a caller that reorders them takes the rows only once."""
     parts = partition_columns(partition_by)
     if not parts:
-        return [({}, table)]
+        return [({}, None)]
     if max_partitions < 1:
         raise SchemaError(f"max_partitions must be at least 1, got {max_partitions}")
     keys = table.select(list(parts))
@@ -129,10 +140,12 @@ def split_by_partition(
     firsts = keys.take(first_rows)
     texts = {name: render(firsts.column(name).combine_chunks()) for name in parts}
     by_value = pc.sort_indices(firsts, sort_keys=[(name, "ascending") for name in parts])
-    rows = table if groups == 1 else table.take(order)
     starts_py, counts_py = starts.to_pylist(), counts.to_pylist()
     return [
-        ({name: texts[name][g] for name in parts}, rows.slice(starts_py[g], counts_py[g]))
+        (
+            {name: texts[name][g] for name in parts},
+            None if groups == 1 else order.slice(starts_py[g], counts_py[g]),
+        )
         for g in by_value.to_pylist()
     ]
 

@@ -58,8 +58,14 @@ def check_sort_by(
     return keys
 
 
-def sort_cell(table: pa.Table, sort_by: Sequence[str]) -> pa.Table:
-    """``table`` ordered by ``sort_by`` (ascending, nulls last); as is without a key."""
+def sort_cell(table: pa.Table, sort_by: Sequence[str], rows: pa.Array | None = None) -> pa.Table:
+    """``table`` (or its ``rows``) ordered by ``sort_by`` (ascending, nulls last); as is
+    without a key. With ``rows`` only the key columns are taken before sorting, and the whole
+    rows once, in their sorted order."""
+    if rows is not None:
+        if sort_by and len(rows) > 1:
+            rows = rows.take(sort_order(table.select(list(sort_by)).take(rows), sort_by))
+        return table.take(rows)
     if not sort_by or table.num_rows <= 1:
         return table
     return table.take(sort_order(table, sort_by))

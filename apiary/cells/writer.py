@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from apiary.cells.partition import split_by_partition
+from apiary.cells.partition import partition_rows
 from apiary.cells.sizing import CellSizing, cut
 from apiary.cells.sorting import sort_cell
 from apiary.cells.stats import column_stats
@@ -79,12 +79,13 @@ def write_cells(
     With ``sort_by`` each partition's rows are sorted before they are cut, so every cell is
     sorted and the cells of one write cover disjoint ranges of the first key.
     """
-    pieces: list[tuple[dict[str, str], pa.Table]] = [
-        (values, piece)
-        for values, part in split_by_partition(table, partition_by, max_partitions)
-        for piece in cut(sort_cell(part, sort_by), sizing)
-        if piece.num_rows
-    ]
+    parts = partition_rows(table, partition_by, max_partitions)
+
+    def pieces_of(
+        item: tuple[dict[str, str], pa.Array | None],
+    ) -> list[tuple[dict[str, str], pa.Table]]:
+        values, rows = item  # a partition's rows are taken once, already sorted
+        return [(values, p) for p in cut(sort_cell(table, sort_by, rows), sizing) if p.num_rows]
 
     def upload(item: tuple[dict[str, str], pa.Table]) -> CellMeta:
         values, piece = item
@@ -104,6 +105,11 @@ def write_cells(
         )
 
     with ThreadPoolExecutor(UPLOAD_THREADS) as side:
+        if len(parts) <= 1:
+            pieces = [p for item in parts for p in pieces_of(item)]
+        else:  # Arrow's sorts and takes release the GIL too: partitions sort side by side
+            with ThreadPoolExecutor(min(UPLOAD_THREADS, len(parts))) as pool:
+                pieces = [p for found in pool.map(pieces_of, parts) for p in found]
         if len(pieces) <= 1:
             return [upload(item) for item in pieces]
         with ThreadPoolExecutor(min(UPLOAD_THREADS, len(pieces))) as pool:

@@ -11,10 +11,12 @@ import pyarrow.compute as pc
 import pytest
 
 from apiary.cells.partition import (
+    partition_rows,
     partition_value_from_str,
     partition_value_to_str,
     split_by_partition,
 )
+from apiary.cells.sorting import sort_cell
 from apiary.errors import SchemaError
 
 PARIS = "Europe/Paris"
@@ -124,6 +126,24 @@ def test_split_is_stable_and_sorted_by_value() -> None:
     assert [values for values, _ in parts] == [{"n": "2"}, {"n": "10"}, {"n": "33"}]
     assert [part.column("row").to_pylist() for _, part in parts] == [[1, 3], [0, 2, 5], [4]]
     assert all(part.schema == table.schema for _, part in parts)
+
+
+def test_partition_rows_sorted_and_taken_once_equal_split_then_sort() -> None:
+    table = pa.table(
+        {
+            "n": [10, 2, 10, 2, 33, 10, 2],
+            "k": [5, None, 1, 7, 0, 5, 3],
+            "row": [0, 1, 2, 3, 4, 5, 6],
+        }
+    )
+    rows = partition_rows(table, ["n"], 10)
+    assert [r.to_pylist() for _, r in rows] == [[1, 3, 6], [0, 2, 5], [4]]
+    by_rows = [sort_cell(table, ["k", "row"], r) for _, r in rows]
+    by_split = [sort_cell(part, ["k", "row"]) for _, part in split_by_partition(table, ["n"], 10)]
+    assert [t.to_pydict() for t in by_rows] == [t.to_pydict() for t in by_split]
+    assert by_rows[0].column("k").to_pylist() == [3, 7, None]  # nulls last
+    assert partition_rows(table, [], 10) == [({}, None)]
+    assert partition_rows(pa.table({"n": [1, 1]}), ["n"], 10) == [({"n": "1"}, None)]
 
 
 def test_split_by_two_columns() -> None:
