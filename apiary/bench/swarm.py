@@ -62,9 +62,8 @@ def run(
         # The coordinator only observes: the figures are those of the `apiary node` processes.
         with Apiary("bench", uri, join_swarm=False) as ap:
             ap.settings.distribute_min_cells = 2
-            ap.settings.distribute_trip_mb = (
-                0  # measures sharing itself, even where it would not pay
-            )
+            # This measures sharing itself, even where the trip would keep the query local.
+            ap.settings.distribute_trip_mb = 0
             ap.create_hive("bench")
             ap.create_box("bench", "swarm")
             ap.create_frame("bench", "swarm", "readings", SCHEMA, partition_by=["region"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import shlex
 import signal
@@ -77,6 +78,9 @@ def node(
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    # `kill -USR1 <pid>` writes every thread's stack to stderr (the journal): what a node that
+    # seems stuck is waiting on.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     ap = Apiary(name, storage, node_id=node_id).start()  # heartbeat and worker loop running
     worker = ap.worker
     assert worker is not None

@@ -125,7 +125,7 @@ PARTITIONS_PER_CORE = 2
 # freed stays with it, so the more threads, the more of every query's reads stays resident.
 # At 2: the sensors frame (540 cells), full-table aggregate, 10 runs in one process, 21-24
 # threads, 0.5 GB flat, median 0.155-0.166 s; at 32, 69-153 threads, growing from 0.9 to
-# 1.6-2.8 GB, median 0.24-0.68 s. TPC-H SF1 (8 cells a frame) ran 0.80-0.96 of the time. On S3
+# 1.6-2.8 GB, median 0.24-0.68 s. TPC-H SF1 (4 cells a frame) ran 0.80-0.96 of the time. On S3
 # each cell is its own scan, so this does not slow the statistics there.
 TUNED: dict[str, str] = {
     "datafusion.execution.parquet.pushdown_filters": "false",

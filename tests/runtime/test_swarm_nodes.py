@@ -68,10 +68,16 @@ def test_three_nodes_see_each_other_and_totals_add_up(s3_bucket, monkeypatch) ->
         total = ap.sql("SELECT k, sum(v) AS s FROM h.b.f GROUP BY k ORDER BY k")
         assert set(ap.last_query.distribution["tasks_per_node"]) == set(names)
         assert total["s"].to_pylist() == [sum(range(k, 900, 9)) for k in range(9)]
+        # An operator asks a node what it is doing: every thread's stack, and it runs on.
+        procs[0].send_signal(signal.SIGUSR1)
+        wait_until(lambda: world(ap)["bee-a"].heartbeat.beats > seen["bee-a"].beats + 2)
     finally:
         stop_all(procs)
     assert [p.returncode for p in procs] == [0, 0, 0]
-    assert all("stopped cleanly" in p.stderr.read() for p in procs)
+    errors = [p.stderr.read() for p in procs]
+    assert all("stopped cleanly" in e for e in errors)
+    assert "most recent call first" in errors[0] and "apiary/" in errors[0], errors[0][-3000:]
+    assert "most recent call first" not in errors[1]
     assert world(ap) == {}  # graceful stops remove their heartbeats
 
 

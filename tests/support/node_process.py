@@ -9,6 +9,7 @@ clock is wrong (no battery, no NTP yet) without touching the machine's real cloc
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 import sys
 import threading
@@ -23,6 +24,7 @@ def main() -> None:
     delay = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # as `apiary node` does
     ap = Apiary(
         "test",
         uri,

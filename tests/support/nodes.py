@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -17,6 +18,8 @@ SHORT_TIMINGS = {
     "APIARY_DEAD_AFTER": "4",
     "APIARY_FORGET_AFTER": "60",
 }
+# A stopping node finishes the storage request in flight, which may take S3's 60 s timeout.
+STOP_WITHIN = 75
 NODE_SCRIPT = REPO / "tests" / "support" / "node_process.py"
 
 
@@ -61,4 +64,14 @@ def stop_all(procs: list[subprocess.Popen[str]]) -> None:
             proc.send_signal(signal.SIGCONT)
             proc.terminate()
     for proc in procs:
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=STOP_WITHIN)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)  # its threads' stacks, to say what it waits on
+            time.sleep(1.0)
+            proc.kill()
+            _, err = proc.communicate()
+            raise AssertionError(
+                f"a node did not stop within {STOP_WITHIN} s of SIGTERM; its threads:\n"
+                f"{(err or '')[-8000:]}"
+            ) from None
