@@ -203,6 +203,7 @@ def _run(
         for name, (sql, selective) in queries(days).items():
             progress(name)
             results.append(_time(name, sql, selective, engines, repeats, ap))
+        process = _process()
     ratios: dict[str, Any] = {}
     for other in ("duckdb", "datafusion"):
         if other in engines:
@@ -230,7 +231,17 @@ def _run(
         "compaction": compaction,
         "queries": results,
         "speedup_over": ratios,  # other engine's time / Apiary's: above 1, Apiary is faster
+        "process": process,
     }
+
+
+def _process() -> dict[str, int]:
+    """This process's private memory and threads after the queries, every engine's together:
+    a regression guard for memory the readers keep (runtime.bees.TUNED)."""
+    import psutil
+
+    me = psutil.Process()
+    return {"private_mb": round(me.memory_full_info().uss / 1e6), "threads": me.num_threads()}
 
 
 def _time(

@@ -324,3 +324,9 @@ def bench_sensors(
             f"(geomean), {ratio['full_table']}x on the full-table aggregate (above 1: faster)",
             highlight=False,
         )
+    process = results["process"]
+    console.print(
+        f"This process after the queries (all engines): {process['private_mb']:,} MB private "
+        f"memory, {process['threads']} threads",
+        highlight=False,
+    )

@@ -19,6 +19,7 @@ def test_a_small_fleet_answers_alike_on_every_engine_and_prunes_by_day_and_time(
     assert by_name["last hour of one device"]["cells_scanned"] == 1
     assert by_name["full-table aggregate"]["cells_scanned"] == 4
     assert set(result["speedup_over"]) >= {"datafusion"}
+    assert result["process"]["private_mb"] > 50 and result["process"]["threads"] > 1
 
 
 def test_the_command_prints_the_table() -> None:
@@ -26,3 +27,4 @@ def test_the_command_prints_the_table() -> None:
                       "--repeats", "1")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "full-table aggregate" in done.stdout and "cells scanned" in done.stdout
+    assert "MB private memory" in done.stdout
