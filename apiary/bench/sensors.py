@@ -28,10 +28,8 @@ import pyarrow.compute as pc
 
 from apiary.bench.compare import result_difference
 from apiary.bench.tpch import _geomean, run_duckdb
-from apiary.runtime.bees import TUNED
+from apiary.runtime.bees import META_FETCH, TUNED
 from apiary.sdk import Apiary
-
-FETCH = "datafusion.execution.meta_fetch_concurrency"
 
 Progress = Callable[[str], None]
 SORT_BY = ("device", "ts")
@@ -296,7 +294,7 @@ def _datafusion(folder: Path) -> Callable[[str], pa.Table]:
     # Footers two at a time, as Apiary's bees read them (runtime.bees.TUNED): at DataFusion's
     # default of 32 its blocking threads keep ~the bytes each scan read, and in this shared
     # process the other engines then ran 10-40 % slower (full-table aggregate, paired runs).
-    config = SessionConfig().set(FETCH, TUNED[FETCH])
+    config = SessionConfig().set(META_FETCH, TUNED[META_FETCH])
     ctx = SessionContext(config)
     schema = pa.schema([f for f in SCHEMA if f.name != "day"])
     ctx.register_listing_table(

@@ -127,10 +127,11 @@ PARTITIONS_PER_CORE = 2
 # threads, 0.5 GB flat, median 0.155-0.166 s; at 32, 69-153 threads, growing from 0.9 to
 # 1.6-2.8 GB, median 0.24-0.68 s. TPC-H SF1 (4 cells a frame) ran 0.80-0.96 of the time. On S3
 # each cell is its own scan, so this does not slow the statistics there.
+META_FETCH = "datafusion.execution.meta_fetch_concurrency"
 TUNED: dict[str, str] = {
     "datafusion.execution.parquet.pushdown_filters": "false",
     "datafusion.execution.parquet.reorder_filters": "true",
-    "datafusion.execution.meta_fetch_concurrency": "2",
+    META_FETCH: "2",
 }
 # The default catalog and schema a kept session resolves bare names in (SET per task).
 DEFAULT_CATALOG = "datafusion.catalog.default_catalog"

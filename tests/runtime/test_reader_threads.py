@@ -17,10 +17,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from apiary.runtime.bees import TUNED
+from apiary.runtime.bees import META_FETCH, TUNED
 from apiary.sdk import Apiary
 
-FETCH = "datafusion.execution.meta_fetch_concurrency"
 DAYS, ROWS_PER_DAY = 300, 20_000  # 300 cells, ~100 MB of floats read per query
 QUERIES = 12
 
@@ -41,7 +40,7 @@ print(json.dumps(seen))
 
 def _scans(root: Path, fetch: str) -> list[list[int]]:
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(root), FETCH, fetch, str(QUERIES)],
+        [sys.executable, "-c", _CHILD, str(root), META_FETCH, fetch, str(QUERIES)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -67,7 +66,7 @@ def test_repeated_scans_of_many_cells_keep_memory_flat(tmp_path: Path) -> None:
                 "h", "b", "f", pa.table({"day": days, "v": rng.random(n), "w": rng.random(n)})
             )
         assert ap.get_frame("h", "b", "f")["cells"] == DAYS
-    assert TUNED[FETCH] == "2"
+    assert TUNED[META_FETCH] == "2"
 
     def growth(seen: list[list[int]]) -> int:
         # The most it held above the second query (the first sets up caches once); at the
