@@ -7,8 +7,9 @@ unreferenced objects, which readers never see and ``vacuum`` removes.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,6 +22,9 @@ from apiary.cells.stats import column_stats
 from apiary.ledger.models import CellMeta, ColumnStats
 from apiary.names import partition_path
 from apiary.storage import Storage
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 COMPRESSION = "lz4"
 ROW_GROUP_ROWS = 128 * 1024  # small enough for row-group pruning, big enough to scan fast
@@ -105,12 +109,14 @@ def write_cells(
         )
 
     with ThreadPoolExecutor(UPLOAD_THREADS) as side:
-        if len(parts) <= 1:
-            pieces = [p for item in parts for p in pieces_of(item)]
-        else:  # Arrow's sorts and takes release the GIL too: partitions sort side by side
-            with ThreadPoolExecutor(min(UPLOAD_THREADS, len(parts))) as pool:
-                pieces = [p for found in pool.map(pieces_of, parts) for p in found]
-        if len(pieces) <= 1:
-            return [upload(item) for item in pieces]
-        with ThreadPoolExecutor(min(UPLOAD_THREADS, len(pieces))) as pool:
-            return list(pool.map(upload, pieces))
+        pieces = [p for found in _each(pieces_of, parts) for p in found]
+        return _each(upload, pieces)
+
+
+def _each(work: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``work`` over ``items``, side by side when there are several: Arrow's sorts and takes,
+    Parquet encoding and S3 puts all release the GIL."""
+    if len(items) <= 1:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(min(UPLOAD_THREADS, len(items))) as pool:
+        return list(pool.map(work, items))
