@@ -117,7 +117,8 @@ PARTITIONS_PER_CORE = 2
 # (README "Performance"): evaluating filters inside the Parquet scan (pushdown_filters) wins big
 # where a very selective join filter reaches a large scan (Q17 2.5x, Q20 1.5x, Q18 1.2x) and
 # loses 10-60 % on most other queries (Q5, Q6, Q8, Q9, Q12, Q15, Q21): off, the geomean is 5 %
-# better. Filters are reordered (cheapest first) for a node that turns it on.
+# better; sql.tuning turns it on per query for the shape where it wins. Filters are reordered
+# (cheapest first) whenever it is on.
 #
 # Planning a scan over a folder of cells gathers each cell's statistics, 32 files at a time by
 # default. DataFusion reads local files on tokio's blocking threads, one thread per concurrent

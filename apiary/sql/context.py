@@ -34,6 +34,8 @@ class Reach:
 class Chamber(Protocol):
     """One bee: a DataFusion context within its memory budget, and a deadline-bound collect."""
 
+    settings: Mapping[str, str]  # the node's own DataFusion options (apiary.toml)
+
     def context(
         self,
         config: SessionConfig | None = None,

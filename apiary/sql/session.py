@@ -27,6 +27,7 @@ from apiary.frame import Frame
 from apiary.ledger import Snapshot
 from apiary.sql import statements
 from apiary.sql.context import (
+    Chamber,
     Decision,
     PinnedFrame,
     PlannedQuery,
@@ -62,6 +63,7 @@ from apiary.sql.statements import (
     Use,
     split_version,
 )
+from apiary.sql.tuning import Suited, applied, suited
 
 
 @dataclass
@@ -91,6 +93,8 @@ class QueryStats:
     # Seconds per phase of a query, in order (``apiary sql --profile``): catalog, planning,
     # ledger and pruning, registration, execution, result.
     phases: dict[str, float] = field(default_factory=dict)
+    # DataFusion options this query's plan shape chose, and why (sql.tuning); "" for none.
+    tuning: str = ""
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -418,6 +422,7 @@ class SqlSession:
         if kept is None:
             self._plans.put(key, KeptPlan(plan, planning, schemas))
         planned = PlannedQuery(query.sql, plan, planning, stand_ins, pinned, self.hive, self.box)
+        chosen = suited(plan)
         distributor = self.context.distributor
         # A frame named by time ("f@2026-...Z") runs here: a task names frames by version.
         if distributor is not None and not by_time:
@@ -429,7 +434,7 @@ class SqlSession:
             assert distributor is not None
             return plain_types(distributor.run(planned, decision, cancel))
         with scratch_folder(self.context.location()) as scratch, LINKED.holding() as linked:
-            result = self._execute(query, pinned, scratch, cancel, sink, linked, plan)
+            result = self._execute(query, pinned, scratch, cancel, sink, linked, plan, chosen)
         if result is None:  # streamed into sink
             return None
         if query.explain:
@@ -445,9 +450,11 @@ class SqlSession:
         sink: ResultSink | None = None,
         linked: list[Any] | None = None,
         plan: LogicalPlan | None = None,
+        chosen: Suited | None = None,
     ) -> pa.Table | None:
         """Run ``query`` in a bee over the pinned frames; ``plan`` is its optimised plan against
-        the stand-ins (the same joins: the bee need not plan again to look for them)."""
+        the stand-ins (the same joins: the bee need not plan again to look for them), and
+        ``chosen`` the options its shape suits, below the node's own and the session's."""
         sql = query.sql
         if query.explain:
             sql = f"EXPLAIN {'ANALYZE ' if query.analyze else ''}{sql}"
@@ -459,14 +466,15 @@ class SqlSession:
         def run(bee: Any) -> pa.Table | None:
             # Inside a bee: its memory budget and spill folder, and the task deadline.
             with phase("registration"):
+                shape = self._shape(bee, chosen)
                 execution = bee.session(
                     catalog=self.hive,
                     schema=(self.box or "public") if self.hive else None,
                     partitions=pool.size,
                     reach=Reach(location, credentials),
-                    shape=self.options,
+                    shape=shape,
                 )
-                options = bee.options(partitions=pool.size, shape=self.options)
+                options = bee.options(partitions=pool.size, shape=shape)
                 for p in pinned:
                     table = frame_table(
                         execution,
@@ -501,9 +509,20 @@ class SqlSession:
         with phase("result"):
             return plain_types(result)
 
+    def _shape(self, bee: Chamber, chosen: Suited | None) -> dict[str, str]:
+        """The options this query asks of ``bee``: what its plan's shape suits (unless the node
+        or the session chose otherwise), then the session's SETs."""
+        picked = applied(chosen, bee.settings, self.options) if chosen else {}
+        if picked and chosen is not None:
+            self.last.tuning = chosen.reason
+        return {**picked, **self.options}
+
     def _explain(self, plan: pa.Table, decision: Decision) -> pa.Table:
         kinds = [f"apiary pruning ({f.frame})" for f in self.last.frames]
         lines = [f.describe() for f in self.last.frames]
+        if self.last.tuning:
+            kinds.append("apiary options")
+            lines.append(self.last.tuning)
         if decision.explain:
             kinds.append("apiary distribution")
             lines.append(decision.explain)

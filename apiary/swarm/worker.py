@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import pyarrow as pa
 from datafusion import DataFrame, SessionConfig, SessionContext
@@ -31,6 +32,7 @@ from apiary.sql.sources import (
     scan_schema,
     scratch_folder,
 )
+from apiary.sql.tuning import Suited, applied, suited
 from apiary.storage import ObjectInfo, Storage
 from apiary.swarm.manifest import (
     MAX_MANIFEST_BYTES,
@@ -244,7 +246,7 @@ class Worker:
         if cancel is not None and cancel.is_set():
             return  # the query ended while this task waited for a bee
         try:
-            check_fragment(manifest)  # before any cell is fetched or any bee is taken
+            chosen = check_fragment(manifest)  # before any cell is fetched or a bee is taken
             config = SessionConfig().with_default_catalog_and_schema(*manifest.defaults)
             reach = Reach(self.storage.location, self.credentials)
             if self.pool is None:
@@ -253,14 +255,16 @@ class Worker:
                 result = self._execute(manifest, task, ctx)
             else:
                 catalog, schema = manifest.defaults
+
+                def run(bee: Any) -> pa.Table:
+                    shape = applied(chosen, bee.settings)  # the plan's shape, as on one node
+                    session = bee.session(catalog=catalog, schema=schema, reach=reach, shape=shape)
+                    return self._execute(
+                        manifest, task, session, bee.collect, bee.options(shape=shape)
+                    )
+
                 result = self.pool.run(
-                    lambda bee: self._execute(
-                        manifest,
-                        task,
-                        bee.session(catalog=catalog, schema=schema, reach=reach),
-                        bee.collect,
-                        bee.options(),
-                    ),
+                    run,
                     name=f"task {task.task_id} of query {manifest.query_id[:8]}",
                     retry=False,  # the coordinator retries elsewhere
                     cancel=cancel,
@@ -324,8 +328,10 @@ class Worker:
             return plain_types(collect(df))
 
 
-def check_fragment(manifest: Manifest) -> None:
-    """Refuse a fragment that is anything but a read-only query over the manifest's frames.
+def check_fragment(manifest: Manifest) -> Suited:
+    """Refuse a fragment that is anything but a read-only query over the manifest's frames;
+    the DataFusion options its plan's shape suits (sql.tuning), as the query would get on one
+    node.
 
     Planned against empty stand-ins of the frames, so nothing is read, fetched or run. A
     fragment passed before, over frames of the same names and columns, passes again without
@@ -334,27 +340,29 @@ def check_fragment(manifest: Manifest) -> None:
     frames = tuple(
         (ref.hive, ref.box, ref.table, json.dumps(ref.columns)) for ref in manifest.frames
     )
-    reason = _refusal(manifest.fragment_sql, manifest.defaults, frames)
+    reason, chosen = _checked(manifest.fragment_sql, manifest.defaults, frames)
     if reason is not None:
         raise SqlError(
             f"the fragment of query {manifest.query_id} was refused: {reason}. {_WHO_WRITES}"
         )
+    return chosen
 
 
 @functools.lru_cache(maxsize=256)
-def _refusal(
+def _checked(
     sql: str, defaults: tuple[str, str], frames: tuple[tuple[str, str, str, str], ...]
-) -> str | None:
-    """Why ``sql`` is refused over stand-ins of ``frames`` (None: it is a read-only query)."""
+) -> tuple[str | None, Suited]:
+    """Why ``sql`` is refused over stand-ins of ``frames`` (None: it is a read-only query),
+    and the options its plan suits."""
     ctx = SessionContext(SessionConfig().with_default_catalog_and_schema(*defaults))
     for hive, box, table, columns in frames:
         stand_in = placeholder(scan_schema(schema_from_json(json.loads(columns))))
         register_table(ctx, hive, box, table, stand_in)
     try:
-        plan_read_only(ctx, sql, {f[:3] for f in frames}, defaults)
+        df = plan_read_only(ctx, sql, {f[:3] for f in frames}, defaults)
     except SqlError as exc:
-        return str(exc)
-    return None
+        return str(exc), Suited()
+    return None, suited(df.optimized_logical_plan())
 
 
 class _TaskFrame:

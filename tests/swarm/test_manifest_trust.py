@@ -22,8 +22,9 @@ from support.nodes import start_apiary_node, stop_all, use_short_timings
 from apiary import Apiary
 from apiary.errors import SqlError
 from apiary.sql.readonly import check_read_only
-from apiary.swarm.manifest import QUERIES, error_path, manifest_path, result_path
-from apiary.swarm.worker import Worker
+from apiary.sql.tuning import PUSHDOWN
+from apiary.swarm.manifest import QUERIES, Manifest, error_path, manifest_path, result_path
+from apiary.swarm.worker import Worker, check_fragment
 
 NODE = "node-x"
 COLUMNS = [
@@ -263,3 +264,25 @@ def test_a_running_node_refuses_a_copy_manifest(s3_bucket, tmp_path, monkeypatch
             assert not target.parent.exists() or not any(target.parent.iterdir())
     finally:
         stop_all(procs)
+
+
+GROUPED_JOIN = (  # a join on the GROUP BY key of an aggregate over the whole frame, narrowed
+    "SELECT t.v, g.n FROM farm.sensors.temps t JOIN "
+    "(SELECT v, count(*) AS n FROM farm.sensors.temps GROUP BY v) g ON g.v = t.v "
+    "WHERE t.region = 'north'"  # (a WHERE on the key would reach the aggregate's scan too)
+)
+
+
+def test_a_fragment_gets_the_options_its_shape_suits_as_on_one_node(farm) -> None:
+    ap, worker, cells = farm
+    plain = Manifest.model_validate(manifest("q" * 32, cells))
+    assert check_fragment(plain).options == {}
+    qid = uuid.uuid4().hex
+    body = manifest(qid, cells, fragment_sql=GROUPED_JOIN)
+    assert check_fragment(Manifest.model_validate(body)).options == {PUSHDOWN: "true"}
+    ap.storage.put(manifest_path(qid), json.dumps(body).encode())
+    assert worker.poll() == 1
+    result = pa.ipc.open_stream(ap.storage.get(result_path(qid, "t0000", NODE))).read_all()
+    assert sorted(result.to_pylist(), key=lambda r: r["v"]) == [
+        {"v": v, "n": 1} for v in [*range(10), *range(100, 110)]
+    ]

@@ -1,0 +1,148 @@
+"""DataFusion options chosen per query from the shape of its optimised plan (pure logic).
+
+Bees evaluate filters after decoding (``pushdown_filters`` off, runtime.bees.TUNED): a WHERE
+range evaluated row by row inside the Parquet decoder costs more than filtering decoded
+batches. On TPC-H SF1 over Apiary's cells, 2 cores, pushdown made Q6 1.74x slower and Q5, Q7,
+Q8, Q9, Q12, Q15 and Q22 1.36-1.43x.
+
+It pays in one shape: a join on the GROUP BY key of an aggregate over a whole frame, where the
+join's other side is filtered or the aggregate's result is (HAVING). DataFusion pushes the
+join's key filter, built from the selective side, into that frame's scan, so the aggregate
+computes only the groups the join keeps instead of all of them. That is how a correlated
+subquery is planned (TPC-H Q17: 0.45 of the time with pushdown) and an IN over a grouped
+subquery with HAVING (Q18: 0.76). A frame the aggregate reads through a WHERE is left alone:
+those rows are filtered row by row too, and Q15 and Q20 gained nothing or lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from datafusion import Expr, LogicalPlan
+
+PUSHDOWN = "datafusion.execution.parquet.pushdown_filters"
+
+# Join types by the sides whose rows the join may drop (where a key filter can reach).
+_FILTERABLE = {
+    "Inner": (0, 1),
+    "LeftSemi": (0, 1),
+    "RightSemi": (0, 1),
+    "Left": (1,),
+    "LeftAnti": (1,),
+    "Right": (0,),
+    "RightAnti": (0,),
+}
+
+
+@dataclass(frozen=True)
+class Suited:
+    """Options a plan's shape asks for, with the reason (EXPLAIN and ``last_query``)."""
+
+    options: dict[str, str] = field(default_factory=dict)
+    reason: str = ""
+
+
+def suited(plan: LogicalPlan) -> Suited:
+    """The options that suit ``plan`` beyond the bees' defaults (none for most plans)."""
+    for join in _joins(plan):
+        variant = join.to_variant()
+        sides = join.inputs()
+        for side in _FILTERABLE.get(str(variant.join_type()), ()):
+            for pair in variant.on():
+                name = _column_name(Expr(pair[side]))
+                if name is None:
+                    continue
+                having = _grouped_whole(sides[side], name)
+                if having is None or not (having or _filtered(sides[1 - side])):
+                    continue
+                why = "its HAVING" if having else "the other side's filter"
+                return Suited(
+                    {PUSHDOWN: "true"},
+                    f"filters evaluated in the Parquet scan: a join on {name}, the GROUP BY key "
+                    f"of an aggregate over a whole frame, narrowed by {why}",
+                )
+    return Suited()
+
+
+def applied(chosen: Suited, *over: Mapping[str, str]) -> dict[str, str]:
+    """``chosen``'s options that none of ``over`` names: the node's own settings and a
+    session's SETs are choices someone made, and win over the plan's shape."""
+    return {k: v for k, v in chosen.options.items() if not any(k in o for o in over)}
+
+
+def _joins(plan: LogicalPlan) -> Iterator[LogicalPlan]:
+    if type(plan.to_variant()).__name__ == "Join":
+        yield plan
+    for child in plan.inputs():
+        yield from _joins(child)
+
+
+def _grouped_whole(plan: LogicalPlan, name: str) -> bool | None:
+    """Follow column ``name`` down from ``plan`` through aliases, projections and filters to an
+    aggregate grouped by it that reads one frame with no WHERE: whether a filter (HAVING) was
+    passed on the way, or None when the column does not lead to such an aggregate."""
+    having = False
+    node = plan
+    while True:
+        variant = node.to_variant()
+        kind = type(variant).__name__
+        if kind == "SubqueryAlias":
+            pass
+        elif kind == "Filter":
+            having = True
+        elif kind == "Projection":
+            found = _projected(variant, name)
+            if found is None:
+                return None
+            name = found
+        elif kind == "Aggregate":
+            groups = {_column_name(Expr(g)) for g in variant.group_by_exprs()}
+            return having if name in groups and _whole_scan(node.inputs()[0]) else None
+        else:
+            return None
+        node = node.inputs()[0]
+
+
+def _projected(projection: Any, name: str) -> str | None:
+    """The input column a projection outputs as ``name``, or None."""
+    for raw in projection.projections():
+        expr = Expr(raw)
+        variant = _variant(expr)
+        if type(variant).__name__ == "Alias" and variant.alias() == name:
+            return _column_name(Expr(variant.expr()))
+        if type(variant).__name__ == "Column" and variant.name() == name:
+            return name
+    return None
+
+
+def _whole_scan(plan: LogicalPlan) -> bool:
+    """Whether ``plan`` reads a frame with no filter: one scan, or a union of scans (a view
+    over files), through projections and aliases only."""
+    variant = plan.to_variant()
+    kind = type(variant).__name__
+    if kind in ("Projection", "SubqueryAlias", "Union"):
+        return all(_whole_scan(child) for child in plan.inputs())
+    return kind == "TableScan" and not variant.filters()
+
+
+def _filtered(plan: LogicalPlan) -> bool:
+    """Whether anything under ``plan`` filters rows by a WHERE condition."""
+    variant = plan.to_variant()
+    kind = type(variant).__name__
+    if kind == "Filter" or (kind == "TableScan" and variant.filters()):
+        return True
+    return any(_filtered(child) for child in plan.inputs())
+
+
+def _variant(expr: Expr) -> Any:
+    try:
+        return expr.to_variant()
+    except ValueError:  # an expression the bindings cannot convert (a scalar function)
+        return None
+
+
+def _column_name(expr: Expr) -> str | None:
+    variant = _variant(expr)
+    return variant.name() if type(variant).__name__ == "Column" else None
