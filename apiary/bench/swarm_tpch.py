@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from apiary.bench.compare import result_difference
-from apiary.bench.nodes import start_node
+from apiary.bench.nodes import pin, start_node
 from apiary.bench.tpch import _geomean, box_name, generate, load, tpchgen_executable, use_box
 from apiary.bench.tpch_queries import QUERIES, has_order_by
 from apiary.sdk import Apiary
@@ -61,7 +61,7 @@ def run(
     os.environ.update(env)
     node: subprocess.Popen[bytes] | None = None
     try:
-        os.sched_setaffinity(0, {mine})
+        pin(os.getpid(), {mine})
         progress(f"generating TPC-H SF {sf}")
         files = generate(sf, work / "parquet")
         root = str(work / "root")
@@ -71,12 +71,13 @@ def run(
             load(ap, files, "tpch", box, cells_per_frame=8, sf=sf)
             use_box(ap, "tpch", box)
             node = start_node(root, "bench-2", dict(os.environ))
-            os.sched_setaffinity(node.pid, {other})
+            pin(node.pid, {other})
             deadline = time.monotonic() + 120
             while ap.swarm_status()["alive"] < 2:
                 if time.monotonic() > deadline:
                     raise TimeoutError("the second node did not come up")
                 time.sleep(0.1)
+            pin(node.pid, {other})  # any thread a not yet pinned one started meanwhile
             rows = []
             chosen = list(queries or sorted(QUERIES))
             for i, number in enumerate(chosen):
@@ -88,7 +89,7 @@ def run(
         if node is not None:
             node.terminate()
             node.wait(timeout=60)
-        os.sched_setaffinity(0, previous)
+        pin(os.getpid(), previous)
         shutil.rmtree(work, ignore_errors=True)
         for key, value in saved.items():
             if value is None:

@@ -162,6 +162,9 @@ class Coordinator:
         # This node's own worker: its tasks start at once, without a trip through the bucket.
         self.local = local
         self._local_runs: list[object] = []  # what ``local`` returned: futures, while they run
+        # Set when one of this node's own tasks ends: its answer is looked for at once instead
+        # of at the next poll (10 ms on a local root, most of what sharing a short query cost).
+        self._wake = threading.Event()
 
     def run(
         self,
@@ -194,7 +197,10 @@ class Coordinator:
             return
         for task in tasks:
             if task.node == self.node_id:
-                self._local_runs.append(self.local(manifest, task))
+                run = self.local(manifest, task)
+                if isinstance(run, Future):
+                    run.add_done_callback(lambda _: self._wake.set())
+                self._local_runs.append(run)
 
     def _interval(self) -> float:
         """While this node's own bees work, look now and then (the answers that matter come
@@ -215,6 +221,7 @@ class Coordinator:
                 raise QueryCancelledError(
                     f"query {manifest.query_id} was cancelled; its tasks stop on every node"
                 )
+            self._wake.clear()  # a task ending from here on cuts the wait below short
             present = {o.path for o in self.storage.list(query_folder(manifest.query_id))}
             alive = {n.node_id for n in self.world()}
             moved = []
@@ -242,7 +249,7 @@ class Coordinator:
                 self.storage.put(manifest_path(manifest.query_id), manifest.to_bytes())
                 self._start_local(manifest, moved)
             if pending:
-                time.sleep(self._interval())
+                self._wake.wait(self._interval())
         return [results[t.task_id] for t in manifest.tasks], reassigned
 
     def _reassign(self, manifest: Manifest, task: Task, alive: set[str]) -> None:
