@@ -89,7 +89,8 @@ def write_cells(
         item: tuple[dict[str, str], pa.Array | None],
     ) -> list[tuple[dict[str, str], pa.Table]]:
         values, rows = item  # a partition's rows are taken once, already sorted
-        return [(values, p) for p in cut(sort_cell(table, sort_by, rows), sizing) if p.num_rows]
+        ordered = sort_cell(table, sort_by, rows, constant=partition_by)
+        return [(values, p) for p in cut(ordered, sizing) if p.num_rows]
 
     def upload(item: tuple[dict[str, str], pa.Table]) -> CellMeta:
         values, piece = item

@@ -16,7 +16,7 @@ from apiary.cells.partition import (
     partition_value_to_str,
     split_by_partition,
 )
-from apiary.cells.sorting import sort_cell
+from apiary.cells.sorting import sort_cell, sort_order
 from apiary.errors import SchemaError
 
 PARIS = "Europe/Paris"
@@ -139,11 +139,29 @@ def test_partition_rows_sorted_and_taken_once_equal_split_then_sort() -> None:
     rows = partition_rows(table, ["n"], 10)
     assert [r.to_pylist() for _, r in rows] == [[1, 3, 6], [0, 2, 5], [4]]
     by_rows = [sort_cell(table, ["k", "row"], r) for _, r in rows]
+    # the partition column, the same in every row of a partition, taken in input order
+    assert [sort_cell(table, ["k", "row"], r, constant=["n"]).to_pydict() for _, r in rows] == [
+        t.to_pydict() for t in by_rows
+    ]
     by_split = [sort_cell(part, ["k", "row"]) for _, part in split_by_partition(table, ["n"], 10)]
     assert [t.to_pydict() for t in by_rows] == [t.to_pydict() for t in by_split]
     assert by_rows[0].column("k").to_pylist() == [3, 7, None]  # nulls last
     assert partition_rows(table, [], 10) == [({}, None)]
     assert partition_rows(pa.table({"n": [1, 1]}), ["n"], 10) == [({"n": "1"}, None)]
+
+
+def test_a_key_the_rows_already_follow_is_not_sorted_again() -> None:
+    # readings appended in time order: sorted by device, then time
+    table = pa.table({"device": [2, 1, 2, 1, 3], "ts": [1, 2, 3, 3, 5], "v": list("abcde")})
+    ordered = sort_cell(table, ["device", "ts"])
+    assert ordered.column("v").to_pylist() == ["b", "d", "a", "c", "e"]
+    steady = pa.table({"device": [1, 1, 2], "ts": [1, 4, 4]})  # follows both keys already
+    assert sort_order(steady, ["device", "ts"]) is None  # nothing to take
+    assert sort_cell(steady, ["device", "ts"]) is steady
+    unordered = pa.table({"device": [1, 1, 1], "ts": [3, None, 1]})  # nulls go last
+    assert sort_cell(unordered, ["device", "ts"]).column("ts").to_pylist() == [1, 3, None]
+    floats = pa.table({"x": [1.0, float("nan"), 0.5]})  # NaN compares false: sorted properly
+    assert sort_cell(floats, ["x"]).column("x").to_pylist()[:2] == [0.5, 1.0]
 
 
 def test_split_by_two_columns() -> None:
