@@ -122,6 +122,9 @@ def _mmdebstrap(spec: RootSpec, target: Path) -> None:
     require_binfmt(spec.arch)
     if shutil.which("mmdebstrap") is None:
         raise ForeignError("mmdebstrap is not installed: `apt-get install mmdebstrap`")
+    if shutil.which("arch-test") is None:  # only recommended, but a foreign root needs it
+        raise ForeignError("arch-test is not installed (mmdebstrap needs it for a foreign "
+                           "architecture): `apt-get install arch-test`")  # fmt: skip
     if target.exists():
         shutil.rmtree(target)  # a build that died half-way
     hooks = [f"{option}={command}" for option, command in spec.hooks]
