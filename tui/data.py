@@ -312,7 +312,8 @@ class Source:
         return QueryResult(
             table,
             self._timer() - started,
-            tuple(f.describe() for f in stats.frames),
+            # with the options its shape chose, if any (sql.tuning), under the pruning lines
+            tuple(f.describe() for f in stats.frames) + ((stats.tuning,) if stats.tuning else ()),
             describe(stats.distribution),
         )
 

@@ -78,6 +78,8 @@ def _footer(ap: Apiary, result: pa.Table, max_rows: int) -> None:
     console.print(f"{rows}{shown} in {stats.seconds * 1000:.0f} ms", style="dim")
     for frame in stats.frames:
         console.print(frame.describe(), style="dim", highlight=False)
+    if stats.tuning:  # DataFusion options this query's shape chose (sql.tuning)
+        console.print(stats.tuning, style="dim", highlight=False)
     shared = describe(stats.distribution)
     if shared:
         console.print(shared, style="dim", highlight=False)

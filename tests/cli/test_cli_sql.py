@@ -36,6 +36,20 @@ def test_sql_prints_a_table_with_timing_and_pruning(root: str) -> None:
     assert "8 cells considered, 4 pruned by partition" in out.stdout
 
 
+def test_sql_says_which_options_a_querys_shape_chose(root: str) -> None:
+    correlated = (  # each north reading against its own sensor's average over the frame
+        "SELECT count(*) AS n FROM demo.sensors.readings r WHERE r.region = 'north' AND "
+        "r.temperature > (SELECT avg(temperature) FROM demo.sensors.readings "
+        "WHERE sensor_id = r.sensor_id)"
+    )
+    out = run("sql", correlated, "--storage", root)
+    assert out.returncode == 0, out.stderr
+    assert "filters evaluated in the Parquet scan" in out.stdout
+    plain = run("sql", QUERY, "--storage", root)
+    assert plain.returncode == 0, plain.stderr
+    assert "filters evaluated" not in plain.stdout
+
+
 def test_sql_profile_prints_where_the_time_went(root: str) -> None:
     out = run("sql", QUERY, "--storage", root, "--profile", "--format", "csv")
     assert out.returncode == 0, out.stderr
