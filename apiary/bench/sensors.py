@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -236,8 +237,6 @@ def _run(
 def _process() -> dict[str, int]:
     """This process's private memory and threads after the queries, every engine's together:
     a regression guard for memory the readers keep (runtime.bees.TUNED)."""
-    import psutil
-
     me = psutil.Process()
     return {"private_mb": round(me.memory_full_info().uss / 1e6), "threads": me.num_threads()}
 

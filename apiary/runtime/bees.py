@@ -61,6 +61,7 @@ from apiary.runtime.sealed import Sealed, job_for, plan_bytes, unstoppable
 from apiary.sql.context import Reach
 from apiary.sql.options import check_datafusion_settings
 from apiary.sql.sources import register_object_store
+from apiary.sql.tuning import PUSHDOWN
 
 log = logging.getLogger("apiary.bees")
 T = TypeVar("T")
@@ -130,7 +131,7 @@ PARTITIONS_PER_CORE = 2
 # each cell is its own scan, so this does not slow the statistics there.
 META_FETCH = "datafusion.execution.meta_fetch_concurrency"
 TUNED: dict[str, str] = {
-    "datafusion.execution.parquet.pushdown_filters": "false",
+    PUSHDOWN: "false",
     "datafusion.execution.parquet.reorder_filters": "true",
     META_FETCH: "2",
 }

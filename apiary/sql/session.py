@@ -422,7 +422,6 @@ class SqlSession:
         if kept is None:
             self._plans.put(key, KeptPlan(plan, planning, schemas))
         planned = PlannedQuery(query.sql, plan, planning, stand_ins, pinned, self.hive, self.box)
-        chosen = suited(plan)
         distributor = self.context.distributor
         # A frame named by time ("f@2026-...Z") runs here: a task names frames by version.
         if distributor is not None and not by_time:
@@ -434,6 +433,8 @@ class SqlSession:
             assert distributor is not None
             return plain_types(distributor.run(planned, decision, cancel))
         with scratch_folder(self.context.location()) as scratch, LINKED.holding() as linked:
+            # A shared query's workers choose for their own fragments (swarm.worker).
+            chosen = suited(plan)
             result = self._execute(query, pinned, scratch, cancel, sink, linked, plan, chosen)
         if result is None:  # streamed into sink
             return None

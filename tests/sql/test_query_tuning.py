@@ -9,8 +9,8 @@ import pyarrow as pa
 import pytest
 
 from apiary import Apiary
+from apiary.sql.tuning import PUSHDOWN
 
-PUSHDOWN = "datafusion.execution.parquet.pushdown_filters"
 # TPC-H Q17's shape: a correlated subquery aggregating a whole frame by the join key.
 CORRELATED = (
     "SELECT sum(l.qty) AS s FROM lines l JOIN parts p ON p.partkey = l.partkey "
