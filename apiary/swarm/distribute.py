@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.types as pat
 
+from apiary.cells.stats import column_stats
 from apiary.cells.types import schema_to_json
 from apiary.ledger import CellMeta
 from apiary.sql.context import Decision, PinnedFrame, PlannedQuery
@@ -25,7 +27,7 @@ from apiary.storage import Storage
 from apiary.swarm.coordinator import Coordinator, bees_of, cut
 from apiary.swarm.cost import Estimate, estimate
 from apiary.swarm.keys import in_key_order, key_range, within
-from apiary.swarm.manifest import CellRef, FrameRef, Manifest, Task
+from apiary.swarm.manifest import CellRef, FrameRef, KeyRange, Manifest, Task
 from apiary.swarm.merge import merge
 from apiary.swarm.split import NotDistributable, Split, split
 from apiary.swarm.world import NodeView
@@ -213,6 +215,7 @@ class Distributor:
                         "key": f"{n.column} = {n.driving_column}",
                         "cells": len(n.frame.pruned.kept),
                         "cells_per_task": round(sum(n.kept) / len(n.kept), 1) if n.kept else None,
+                        "tasks_with_key_range": n.ranged,
                     }
                     for n in narrowing
                 },
@@ -228,6 +231,7 @@ class _Narrowing:
     column: str
     driving_column: str
     kept: list[int] = field(default_factory=list)  # cells each task was given
+    ranged: int = 0  # tasks also given the key range (their scans skip rows outside it)
 
 
 def _narrowing(
@@ -304,7 +308,9 @@ def _task_order(driving: PinnedFrame, narrowing: list[_Narrowing]) -> list[CellM
 
 
 def _narrow(task: Task, driving: PinnedFrame, narrowing: list[_Narrowing]) -> None:
-    """Give ``task`` only the cells of each linked frame within its own key range."""
+    """Give ``task`` only the cells of each linked frame within its own key range, and the
+    range itself: cells of two frames seldom end at the same key, so the cell that straddles
+    a task's edge is read only where its row groups overlap the range."""
     mine = {c.path for c in task.cells}
     cells = [c for c in driving.pruned.kept if c.path in mine]
     for n in narrowing:
@@ -313,6 +319,36 @@ def _narrow(task: Task, driving: PinnedFrame, narrowing: list[_Narrowing]) -> No
             continue
         task.frame_cells[n.index] = [CellRef(path=c.path, rows=c.rows, bytes=c.bytes) for c in kept]
         n.kept.append(len(kept))
+        found = _key_range(driving, n, cells)
+        if found is not None:
+            task.frame_ranges[n.index] = found
+            n.ranged += 1
+
+
+def _key_range(
+    driving: PinnedFrame, link: _Narrowing, cells: Sequence[CellMeta]
+) -> KeyRange | None:
+    """The range of ``link``'s key over ``cells``, encoded for the linked column's type; None
+    where the two columns' types differ beyond integer widths (values then compare in a
+    coerced type whose order need not be the ledger's), for floats, or where a bound has no
+    exact encoding."""
+    mine = driving.frame.schema.field(link.driving_column).type
+    theirs = link.frame.frame.schema.field(link.column).type
+    if mine != theirs and not (pat.is_integer(mine) and pat.is_integer(theirs)):
+        return None
+    if pat.is_floating(mine):
+        return None  # NaN and -0.0 make a float range a poor promise about equal keys
+    bounds = key_range(cells, link.driving_column, mine)
+    if bounds is None:
+        return None
+    try:
+        pair = pa.array(list(bounds), mine).cast(theirs)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None  # outside the linked column's type: the cells alone narrow
+    stats = column_stats(pa.table({"k": pair}))["k"]
+    if stats["min"] is None or stats["max"] is None:
+        return None
+    return KeyRange(column=link.column, low=stats["min"], high=stats["max"])
 
 
 def _scans(query: PlannedQuery) -> list[tuple[str | None, str | None, str]]:

@@ -46,6 +46,7 @@ MAX_COLUMNS = 10_000
 MAX_FRAGMENT_CHARS = 1_000_000
 MAX_CELL_PATH = 1024
 MAX_FRAMES = 64
+MAX_BOUND_CHARS = 256
 
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 # Query and task ids become parts of object names: letters, digits, '_' and '-' only.
@@ -87,11 +88,40 @@ class CellRef(BaseModel):
         return path
 
 
+# A bound as the ledger stores it (see apiary.cells.stats): JSON scalars only.
+Bound = int | float | str | bool
+
+
+class KeyRange(BaseModel):
+    """The rows of a narrowed frame a task needs: ``column`` between ``low`` and ``high``,
+    bounds in the ledger's encoding for that column's type (decoded against the frame's own
+    schema, so a bound that is not a value of it fails the task instead of reading wrongly)."""
+
+    column: str
+    low: Bound
+    high: Bound
+
+    @field_validator("column")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        validate_name(name, "column")
+        return name
+
+    @field_validator("low", "high")
+    @classmethod
+    def _short(cls, bound: Bound) -> Bound:
+        if isinstance(bound, str) and len(bound) > MAX_BOUND_CHARS:
+            raise ValueError(f"a key bound is at most {MAX_BOUND_CHARS} characters")
+        return bound
+
+
 class Task(BaseModel):
     task_id: Token
     cells: list[CellRef] = Field(max_length=MAX_CELLS_PER_TASK)  # of the driving frame
-    # Other frames narrowed to this task's key range, by index into the manifest's frames.
+    # Other frames narrowed to this task's key range, by index into the manifest's frames:
+    # the cells that may hold keys in it, and the range itself, so the scan skips row groups.
     frame_cells: dict[int, list[CellRef]] = Field({}, max_length=MAX_FRAMES)
+    frame_ranges: dict[int, KeyRange] = Field({}, max_length=MAX_FRAMES)
     node: NodeId  # current assignee
     attempts: list[Attempt] = Field([], max_length=MAX_ATTEMPTS)
 
@@ -153,8 +183,11 @@ class Manifest(BaseModel):
         if self.driving >= len(self.frames):
             raise ValueError("driving must name one of the frames")
         for task in self.tasks:
-            if any(i < 0 or i >= len(self.frames) or i == self.driving for i in task.frame_cells):
-                raise ValueError("frame_cells must name frames other than the driving one")
+            for named in (task.frame_cells, task.frame_ranges):
+                if any(i < 0 or i >= len(self.frames) or i == self.driving for i in named):
+                    raise ValueError(
+                        "frame_cells and frame_ranges must name frames other than the driving one"
+                    )
         tables = [(f.hive, f.box, f.table) for f in self.frames]
         if len(set(tables)) != len(tables):
             raise ValueError("frames must not repeat")

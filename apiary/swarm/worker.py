@@ -13,8 +13,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
-from datafusion import DataFrame, SessionConfig, SessionContext
+from datafusion import DataFrame, SessionConfig, SessionContext, col, lit
+from datafusion.catalog import Table
 
+from apiary.cells.stats import decode_stat
 from apiary.cells.types import schema_from_json
 from apiary.errors import ApiaryError, NotFoundError, SerializationError, SqlError
 from apiary.ledger import CellMeta
@@ -37,6 +39,7 @@ from apiary.storage import ObjectInfo, Storage
 from apiary.swarm.manifest import (
     MAX_MANIFEST_BYTES,
     QUERIES,
+    KeyRange,
     Manifest,
     Task,
     assigned,
@@ -320,12 +323,28 @@ class Worker:
                     linked=linked if local else None,
                     options=options,
                 )
+                key = task.frame_ranges.get(i) if i != manifest.driving else None
+                if key is not None:
+                    table = _within(ctx, table, schema, key)
                 register_table(ctx, ref.hive, ref.box, ref.table, table)
             # Checked by check_fragment against stand-ins of the same names; here the frames are
             # views over their cells, whose scans the plan shows by file, so the read-only
             # options alone hold the same SQL to read-only again.
             df = ctx.sql_with_options(manifest.fragment_sql, READ_ONLY)
             return plain_types(collect(df))
+
+
+def _within(ctx: SessionContext, table: Table, schema: pa.Schema, key: KeyRange) -> Table:
+    """``table``'s rows whose ``key.column`` lies in the task's key range. The scan gets the
+    range as its predicate, so row groups outside it are skipped by their statistics."""
+    if key.column not in schema.names:
+        raise SerializationError(
+            f"the manifest narrows by column {key.column!r}, which its frame does not have"
+        )
+    kind = schema.field(key.column).type
+    low, high = (pa.scalar(decode_stat(bound, kind), kind) for bound in (key.low, key.high))
+    rows = ctx.read_table(table).filter(col(key.column).between(lit(low), lit(high)))
+    return Table(rows)
 
 
 def check_fragment(manifest: Manifest) -> Suited:

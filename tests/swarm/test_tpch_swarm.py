@@ -76,6 +76,8 @@ def test_every_tpch_query_answers_exactly_and_most_are_shared(tpch_swarm: Apiary
         tasks = shared[number]["tasks"]
         print(f"Q{number}: {tasks} tasks, {frame}: {narrowed}")
         assert narrowed["cells_per_task"] <= narrowed["cells"] / tasks + 1, (number, narrowed)
+        # ...and of the cell that straddles its edge, only the rows within its key range.
+        assert narrowed["tasks_with_key_range"] == tasks, (number, narrowed)
     assert ap.storage.list(QUERY_FOLDER) == []
 
 
