@@ -620,7 +620,10 @@ class Apiary:
             )
 
         def take(manifest: Manifest, task: Task) -> object:
-            return self._worker.take(manifest, task) if self._worker is not None else None
+            worker = self._worker
+            if worker is None:
+                return None
+            return worker.take(manifest, task) or worker.taken(manifest, task)
 
         if self._distributor is None:  # one per client: served sessions share its kept splits
             self._distributor = Distributor(

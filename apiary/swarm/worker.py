@@ -36,6 +36,7 @@ from apiary.sql.sources import (
 )
 from apiary.sql.tuning import Suited, applied, suited
 from apiary.storage import ObjectInfo, Storage
+from apiary.storage.watch import watch
 from apiary.swarm.manifest import (
     MAX_MANIFEST_BYTES,
     QUERIES,
@@ -51,6 +52,7 @@ from apiary.swarm.manifest import (
 log = logging.getLogger("apiary.worker")
 
 ACTIVE_FOR = 60.0  # seconds after a manifest was last seen that a worker keeps looking often
+BUSY_POLL = 0.05  # seconds between looks while every bee has a task (looking for cancels only)
 SWEEP_EVERY = 30.0  # seconds between looks for abandoned query folders, while any exist
 
 _WHO_WRITES = (
@@ -106,7 +108,12 @@ class Worker:
         self._lock = threading.Lock()
         self.refused: set[tuple[str, object]] = set()  # manifests refused with no task to answer
         self.tasks_run = 0
+        self._slots = pool.size if pool is not None else 1
+        self._taken: dict[tuple[str, str, int], Future[None]] = {}  # tasks not yet ended
         self._stop = threading.Event()
+        # Wakes the loop when a query folder or file appears (local roots: at once, not at
+        # the next look), when a task ends (a bee is free), or when the worker stops.
+        self._watch = watch(storage.location, QUERIES)
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -115,21 +122,33 @@ class Worker:
 
     def stop(self) -> None:
         self._stop.set()
+        self._watch.poke()
         if self._thread is not None:
             self._thread.join(timeout=60)
+        self._watch.close()
         for cancel in list(self._running.values()):
             cancel.set()
         self._tasks.shutdown(wait=True)
 
     def interval(self, now: float | None = None) -> float:
-        """Seconds until the next look: fast while a manifest was seen lately, slow when idle."""
+        """Seconds until the next look: fast while a manifest was seen lately, slow when idle.
+
+        While every bee has a task a new one could only wait, so the worker then looks only
+        for cancelled queries, at ``BUSY_POLL``: a look every few milliseconds on the core a
+        task runs on cost it more than the look saved (and a bee that frees up wakes the loop).
+        """
         now = time.monotonic() if now is None else now
-        if now - self._last_seen <= self.active_for:
-            return self.poll_interval
-        return self.idle_poll_interval
+        if now - self._last_seen > self.active_for:
+            return self.idle_poll_interval
+        if len(self._taken) >= self._slots:
+            return max(self.poll_interval, BUSY_POLL)
+        return self.poll_interval
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval()):
+        while True:
+            self._watch.wait(self.interval())
+            if self._stop.is_set():
+                return
             try:
                 self.poll(wait=False)
             except ApiaryError as exc:
@@ -220,7 +239,21 @@ class Worker:
                 return None
             self.answered.add(key)
             cancel = self._running.setdefault(manifest.query_id, threading.Event())
-        return self._tasks.submit(self.run_task, manifest, task, cancel)
+            future = self._tasks.submit(self.run_task, manifest, task, cancel)
+            self._taken[key] = future
+        future.add_done_callback(functools.partial(self._ended, key))
+        return future
+
+    def taken(self, manifest: Manifest, task: Task) -> Future[None] | None:
+        """The running ``task``, however it was taken: the coordinator hands its own node's
+        tasks straight to :meth:`take`, but the poll loop may have found the manifest first."""
+        with self._lock:
+            return self._taken.get((manifest.query_id, task.task_id, len(task.attempts)))
+
+    def _ended(self, key: tuple[str, str, int], _: Future[None]) -> None:
+        with self._lock:
+            self._taken.pop(key, None)
+        self._watch.poke()  # a bee is free: look for the next task now, at the fast pace
 
     def _refuse(self, info: ObjectInfo, query_id: str | None, data: bytes, reason: str) -> None:
         """Answer a bad manifest's tasks for this node with the reason; else just log it once."""

@@ -3,12 +3,14 @@ a query lately looks often, so distributed queries are not slowed by the idle pa
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 import time
 
 from apiary.storage import open_storage
-from apiary.swarm.manifest import QUERIES
-from apiary.swarm.worker import Worker
+from apiary.swarm.manifest import QUERIES, Manifest
+from apiary.swarm.worker import BUSY_POLL, Worker
 
 
 def test_the_pace_follows_what_was_seen_lately(tmp_path) -> None:
@@ -69,3 +71,69 @@ def test_a_folder_its_coordinator_left_behind_is_swept(tmp_path) -> None:
     worker.poll()
     left = sorted(info.path for info in storage.list(QUERIES))
     assert left == [f"{QUERIES}/fresh/manifest.json", f"{QUERIES}/fresh/t0000.n2.arrow"]
+
+
+def _one_task_manifest(storage, qid: str, node: str) -> None:
+    """A manifest whose one task for ``node`` names no cells (the task fails fast; these tests
+    are about when it is taken, not what it answers)."""
+    body = {
+        "query_id": qid,
+        "coordinator": "c1",
+        "frames": [{"hive": "h", "box": "b", "frame": "f", "columns": []}],
+        "fragment_sql": "SELECT 1 AS x",
+        "tasks": [{"task_id": "t0000", "cells": [], "node": node, "attempts": [{"node": node}]}],
+    }
+    storage.put(f"{QUERIES}/{qid}/manifest.json", json.dumps(body).encode())
+
+
+def test_while_every_bee_is_busy_the_worker_looks_only_for_cancels(tmp_path) -> None:
+    storage = open_storage(str(tmp_path / "root"))
+    release = threading.Event()
+    worker = Worker(storage, "n1", poll_interval=0.01, before_task=lambda task: release.wait(30))
+    _one_task_manifest(storage, "q1", "n1")
+    assert worker.poll(wait=False) == 1
+    assert worker.interval() == BUSY_POLL  # its one bee has a task: a new one could only wait
+    release.set()
+    deadline = time.monotonic() + 30
+    while worker.interval() != 0.01:
+        assert time.monotonic() < deadline, "the task never ended"
+        time.sleep(0.01)
+    worker.stop()
+
+
+def test_the_coordinator_gets_its_task_even_when_its_own_poll_took_it_first(tmp_path) -> None:
+    """The coordinator writes the manifest, then hands its node's task to its worker; the
+    worker's loop may find the manifest in between. The coordinator still gets the running
+    task (to wake on its end) instead of nothing."""
+    storage = open_storage(str(tmp_path / "root"))
+    release = threading.Event()
+    worker = Worker(storage, "n1", before_task=lambda task: release.wait(30))
+    _one_task_manifest(storage, "q1", "n1")
+    assert worker.poll(wait=False) == 1  # the loop found it first
+    manifest = Manifest.model_validate_json(storage.get(f"{QUERIES}/q1/manifest.json"))
+    task = manifest.tasks[0]
+    assert worker.take(manifest, task) is None  # not run twice...
+    running = worker.taken(manifest, task)  # ...but there to wait on
+    assert running is not None and not running.done()
+    release.set()
+    running.result(timeout=30)
+    assert worker.taken(manifest, task) is None  # forgotten once it ended
+    worker.stop()
+
+
+def test_on_a_local_root_a_new_manifest_wakes_an_idle_worker_at_once(tmp_path) -> None:
+    """With an hour between looks, the worker still takes a task as its manifest appears:
+    the kernel says when a file appears under _queries/ (inotify)."""
+    storage = open_storage(str(tmp_path / "root"))
+    worker = Worker(storage, "n1", poll_interval=3600, idle_poll_interval=3600)
+    worker.start()
+    try:
+        time.sleep(0.2)  # the loop is now in its hour-long wait
+        _one_task_manifest(storage, "q1", "n1")
+        deadline = time.monotonic() + 30
+        answered = f"{QUERIES}/q1/t0000.n1."  # its answer (here an error object)
+        while not any(o.path.startswith(answered) for o in storage.list(f"{QUERIES}/q1")):
+            assert time.monotonic() < deadline, "the worker slept through the new manifest"
+            time.sleep(0.02)
+    finally:
+        worker.stop()

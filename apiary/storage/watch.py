@@ -1,0 +1,175 @@
+"""Waking a poller when something appears under a folder of a local root.
+
+Nodes find work by listing the bucket on a timer. On S3 nothing better exists, but on a local
+root (several processes on one machine, the embedded default) the kernel can say when a file
+appears: Linux's inotify, through libc with ctypes (no package offers it for this; it is four
+calls). A poller then waits for the kernel or its timer, whichever comes first; the timer
+stays, so a missed event (a network filesystem, an unknown kernel) only costs latency.
+
+Only the presence of a change is reported, never what it is: the poller lists the folder as
+it would have anyway, so nothing read from an event is trusted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import select
+import struct
+import sys
+import threading
+from pathlib import Path
+from typing import Protocol
+
+from apiary.storage.uri import Location
+
+_IN_MOVED_TO = 0x80
+_IN_CREATE = 0x100
+_IN_ISDIR = 0x40000000
+_IN_IGNORED = 0x8000
+_IN_ONLYDIR = 0x01000000
+_MASK = _IN_CREATE | _IN_MOVED_TO | _IN_ONLYDIR
+_EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of name
+MAX_WATCHED = 1024  # folders watched at most (each live query has one)
+
+
+class Watch(Protocol):
+    def wait(self, timeout: float) -> bool:
+        """Block until something appeared, :meth:`poke` was called, or ``timeout`` seconds
+        passed; True unless the time simply ran out."""
+        ...
+
+    def poke(self) -> None:
+        """Wake a :meth:`wait` now (from another thread)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Timer:
+    """No notifications: ``wait`` sleeps its timeout unless poked."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def wait(self, timeout: float) -> bool:
+        woken = self._event.wait(timeout)
+        self._event.clear()
+        return woken
+
+    def poke(self) -> None:
+        self._event.set()
+
+    def close(self) -> None:
+        self._event.set()
+
+
+def watch(location: Location, prefix: str) -> Watch:
+    """A watch on ``prefix`` (one folder name at the root) and the folders made in it; a
+    :class:`Timer` where the kernel cannot tell (not a local root, not Linux, no inotify)."""
+    if location.scheme != "file" or not sys.platform.startswith("linux") or "/" in prefix:
+        return Timer()
+    try:
+        return Inotify(Path(location.path), prefix)
+    except OSError:
+        return Timer()
+
+
+class Inotify:
+    """Files created or renamed into ``root/prefix/<folder>/``, and the folders themselves.
+
+    The root is watched for ``prefix`` appearing (a local store removes emptied folders, so
+    ``prefix`` comes and goes), ``prefix`` for new folders, and each of those for new files.
+    A watch is added before the caller lists, so a file made meanwhile is either listed or
+    reported.
+    """
+
+    def __init__(self, root: Path, prefix: str) -> None:
+        name = ctypes.util.find_library("c")
+        self._libc = ctypes.CDLL(name, use_errno=True)
+        fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1 failed")
+        self._fd = fd
+        self._read_end, self._write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._root = root
+        self._prefix = prefix
+        self._folders: dict[int, Path] = {}  # watch descriptor -> folder
+        self._lock = threading.Lock()
+        try:
+            self._add(root)
+            self._add_folder(root / prefix)
+        except OSError:
+            self.close()
+            raise
+
+    def _add(self, folder: Path) -> bool:
+        if len(self._folders) >= MAX_WATCHED:
+            return False
+        wd = self._libc.inotify_add_watch(self._fd, os.fsencode(folder), _MASK)
+        if wd < 0:
+            return False  # gone already, or not a folder: the caller's listing covers it
+        self._folders[wd] = folder
+        return True
+
+    def _add_folder(self, top: Path) -> None:
+        """Watch ``top`` (the prefix folder) and the folders already in it."""
+        if not self._add(top):
+            return
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(top):
+                if entry.is_dir(follow_symlinks=False):
+                    self._add(Path(entry.path))
+
+    def wait(self, timeout: float) -> bool:
+        try:
+            ready, _, _ = select.select([self._fd, self._read_end], [], [], max(timeout, 0))
+        except (OSError, ValueError):  # closed meanwhile
+            return True
+        if not ready:
+            return False
+        with self._lock:
+            if self._read_end in ready:
+                with contextlib.suppress(OSError):
+                    os.read(self._read_end, 4096)
+            if self._fd in ready:
+                self._drain()
+        return True
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                data = os.read(self._fd, 65536)
+            except (BlockingIOError, OSError):
+                return
+            offset = 0
+            while offset + _EVENT.size <= len(data):
+                wd, mask, _, length = _EVENT.unpack_from(data, offset)
+                raw = data[offset + _EVENT.size : offset + _EVENT.size + length]
+                offset += _EVENT.size + length
+                name = raw.split(b"\0", 1)[0].decode(errors="replace")
+                folder = self._folders.get(wd)
+                if mask & _IN_IGNORED:
+                    self._folders.pop(wd, None)  # its folder was removed
+                    continue
+                if folder is None or not mask & _IN_ISDIR or not name or "/" in name:
+                    continue
+                if folder == self._root:
+                    if name == self._prefix:
+                        self._add_folder(folder / name)
+                elif folder == self._root / self._prefix:
+                    self._add(folder / name)
+
+    def poke(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._write_end, b"x")
+
+    def close(self) -> None:
+        for fd in (getattr(self, "_fd", -1), getattr(self, "_read_end", -1)):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(OSError, AttributeError):
+            os.close(self._write_end)
+        self._fd = self._read_end = self._write_end = -1

@@ -1,0 +1,68 @@
+"""A poller on a local root is woken by the kernel when something appears under ``_queries/``.
+
+``wait`` returns True only when woken (an event or a poke) and False when its time ran out, so
+each test below waits far longer than any event takes and asserts how the wait ended.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from apiary.storage import open_storage
+from apiary.storage.uri import parse_location
+from apiary.storage.watch import Inotify, Timer, watch
+
+LONG = 30.0  # a wait this long ends by an event; the test fails if it runs out instead
+
+
+def _later(action, delay: float = 0.05) -> threading.Thread:
+    thread = threading.Thread(target=lambda: (time.sleep(delay), action()))
+    thread.start()
+    return thread
+
+
+def test_a_manifest_written_by_another_writer_wakes_the_watch(tmp_path: Path) -> None:
+    storage = open_storage(str(tmp_path / "root"))
+    watching = watch(storage.location, "_queries")
+    try:
+        assert isinstance(watching, Inotify)  # Linux, as every Apiary node runs
+        assert watching.wait(0.01) is False  # nothing happened: the time ran out
+        writer = _later(lambda: storage.put("_queries/q1/manifest.json", b"{}"))
+        assert watching.wait(LONG) is True
+        writer.join()
+        # The folder empties and goes (a local store removes emptied folders), then a new
+        # query makes it again: still seen.
+        storage.delete("_queries/q1/manifest.json")
+        while watching.wait(0.05):
+            pass  # the deletion's own events, if any
+        assert not (tmp_path / "root" / "_queries").exists()
+        writer = _later(lambda: storage.put("_queries/q2/manifest.json", b"{}"))
+        assert watching.wait(LONG) is True
+        writer.join()
+        # A file added to a query folder that already exists (a partial result) is seen too.
+        while watching.wait(0.05):
+            pass
+        writer = _later(lambda: storage.put("_queries/q2/t0000.n1.arrow", b"partial"))
+        assert watching.wait(LONG) is True
+        writer.join()
+    finally:
+        watching.close()
+
+
+def test_a_poke_wakes_a_wait_on_any_backend(tmp_path: Path) -> None:
+    for watching in (watch(open_storage(str(tmp_path / "root")).location, "_queries"), Timer()):
+        try:
+            poker = _later(watching.poke)
+            assert watching.wait(LONG) is True
+            poker.join()
+            assert watching.wait(0.01) is False  # the poke was used up
+        finally:
+            watching.close()
+
+
+def test_roots_the_kernel_cannot_watch_get_a_timer() -> None:
+    assert isinstance(watch(parse_location("memory://x"), "_queries"), Timer)
+    s3 = parse_location("s3://bucket/prefix?endpoint=http://127.0.0.1:9")
+    assert isinstance(watch(s3, "_queries"), Timer)
