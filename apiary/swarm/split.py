@@ -192,7 +192,7 @@ def _split_at(ctx: SessionContext, scan: Node, scans_in_plan: int) -> Split:
         fragment = body.sort(*_sort_exprs(x.variant)).limit(x.variant.get_fetch_val())
         shape = "top-k"
     elif x is not None and x.kind == "Limit":
-        fetch, skip = _constant(x.variant.fetch()), _constant(x.variant.skip()) or 0
+        fetch, skip = limit_value(x.variant.fetch()), limit_value(x.variant.skip()) or 0
         if fetch is not None:
             fragment = body.limit(fetch + skip)
             shape = "top-k"
@@ -312,7 +312,7 @@ def _sort_exprs(sort: Any) -> list[Any]:
     return [SortExpr(Expr(e.expr()), e.ascending(), e.nulls_first()) for e in sort.sort_exprs()]
 
 
-def _constant(value: Any) -> int | None:
+def limit_value(value: Any) -> int | None:
     """A LIMIT's skip / fetch: None, an int, or a literal expression."""
     if value is None:
         return None
@@ -387,7 +387,7 @@ def replay(df: DataFrame, upper: list[Any]) -> DataFrame:
             if node.get_fetch_val():
                 df = df.limit(node.get_fetch_val())
         elif kind == "Limit":
-            df = df.limit(_constant(node.fetch()), _constant(node.skip()) or 0)
+            df = df.limit(limit_value(node.fetch()), limit_value(node.skip()) or 0)
         elif kind == "SubqueryAlias":
             df = df.alias(node.alias())
         elif kind == "Aggregate":

@@ -19,6 +19,7 @@ from apiary.ledger.models import ColumnStats
 from apiary.sql.planning import PlanningHive
 from apiary.sql.readonly import READ_ONLY
 from apiary.sql.sources import frame_table, plain_types, register_table
+from apiary.swarm import merge as merge_module
 from apiary.swarm.keys import key_range, within
 from apiary.swarm.merge import merge
 from apiary.swarm.split import NotDistributable, split
@@ -94,6 +95,11 @@ def shared(ap: Apiary, sql: str, tasks: int = 3) -> tuple[pa.Table, object]:
     return plain_types(merge(found, partials)), found
 
 
+TOP_GROUPS = (
+    "SELECT r.sensor, s.site, sum(r.price) AS total FROM readings r "
+    "JOIN sensors s ON r.sensor = s.sensor GROUP BY r.sensor, s.site "
+    "ORDER BY total DESC, r.sensor LIMIT 5"
+)
 QUERIES = {
     "aggregate-of-expressions": "SELECT tag, sum(v * 2 + 1) AS s, avg(price) AS a, "
     "avg(v) AS av, count(tag) AS c, count(*) AS n, min(price) AS lo, max(tag) AS hi "
@@ -111,6 +117,9 @@ QUERIES = {
     "empty": "SELECT sum(v) AS s, count(*) AS n, avg(price) AS a FROM readings WHERE v > 100",
     "aggregate-over-aggregate": "SELECT n, count(*) AS sensors FROM (SELECT sensor, count(*) "
     "AS n FROM readings GROUP BY sensor) GROUP BY n ORDER BY n",
+    "top-groups": TOP_GROUPS,
+    "top-groups-offset": TOP_GROUPS.replace("LIMIT 5", "LIMIT 3 OFFSET 2"),
+    "top-groups-having": TOP_GROUPS.replace("ORDER BY", "HAVING count(*) > 2 ORDER BY"),
 }
 
 
@@ -173,3 +182,26 @@ def test_key_ranges_keep_only_overlapping_cells_and_unknowns() -> None:
     kept = within([*others, unknown], "k", pa.int64(), (10, 30))
     assert [c.path for c in kept] == ["c5-10.parquet", "c30-40.parquet", "u.parquet"]
     assert key_range([*mine, unknown], "k", pa.int64()) is None  # one unknown cell: no range
+
+
+@pytest.mark.parametrize(
+    ("name", "qualified_rows"),
+    [("top-groups", 5), ("top-groups-offset", 5), ("top-groups-having", 60), ("top-k", 7)],
+)
+def test_only_the_first_rows_by_the_final_order_get_their_qualifiers(
+    farm: Apiary, monkeypatch: pytest.MonkeyPatch, name: str, qualified_rows: int
+) -> None:
+    """Under ORDER BY … LIMIT k on columns the merged rows hold, only k rows can be in the
+    answer, so only those go through the joins that give rows their qualifiers; with a HAVING
+    under the sort every group may matter. Top-k rows: 3 tasks send 7 each, 7 go on."""
+    seen = []
+    real = merge_module._qualified
+
+    def spy(ctx, rows, fields):
+        seen.append(rows.num_rows)
+        return real(ctx, rows, fields)
+
+    monkeypatch.setattr(merge_module, "_qualified", spy)
+    got, _ = shared(farm, QUERIES[name])
+    assert seen == [qualified_rows]
+    assert result_difference(got, farm.sql(QUERIES[name]), ordered=True) is None
