@@ -4,6 +4,7 @@ Write Arrow data from Python, query it with SQL, and let every node pointed at t
 share the work. See :class:`apiary.Apiary`.
 """
 
+import apiary.allocator  # noqa: F401  (first: before anything loads DataFusion)
 from apiary.errors import (
     AlreadyExistsError,
     ApiaryError,
