@@ -13,6 +13,7 @@ Both vocabularies work everywhere: hive/box/frame and database/schema/table.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import logging
 import os
@@ -625,9 +626,18 @@ class Apiary:
                 return None
             return worker.take(manifest, task) or worker.taken(manifest, task)
 
+        def own(query_id: str) -> contextlib.AbstractContextManager[object]:
+            worker = self._worker
+            return worker.own(query_id) if worker is not None else contextlib.nullcontext()
+
         if self._distributor is None:  # one per client: served sessions share its kept splits
             self._distributor = Distributor(
-                lambda: self.storage, self.node_id, self._recent_world, swarm_settings, local=take
+                lambda: self.storage,
+                self.node_id,
+                self._recent_world,
+                swarm_settings,
+                local=take,
+                own=own,
             )
         return SqlContext(
             registry=lambda: self.registry,

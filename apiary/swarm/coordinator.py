@@ -8,6 +8,7 @@ query fails with :class:`TaskAbandonedError`. The query folder is deleted when d
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -151,6 +152,7 @@ class Coordinator:
         poll_interval: float = 0.2,
         wait_interval: float | None = None,
         local: Callable[[Manifest, Task], object] | None = None,
+        own: Callable[[str], contextlib.AbstractContextManager[object]] | None = None,
     ) -> None:
         self.storage = storage
         self.node_id = node_id
@@ -161,6 +163,9 @@ class Coordinator:
         self.wait_interval = poll_interval if wait_interval is None else wait_interval
         # This node's own worker: its tasks start at once, without a trip through the bucket.
         self.local = local
+        # Marks a query as this node's own while it runs, so its worker leaves the manifest
+        # to this coordinator (``Worker.own``).
+        self.own = own
         self._local_runs: list[object] = []  # what ``local`` returned: futures, while they run
         # Set when one of this node's own tasks ends: its answer is looked for at once instead
         # of at the next poll (10 ms on a local root, most of what sharing a short query cost).
@@ -182,14 +187,15 @@ class Coordinator:
         manifest = fragment.model_copy(
             update={"query_id": query_id, "coordinator": self.node_id, "tasks": plan.tasks}
         )
-        self.storage.put(manifest_path(query_id), manifest.to_bytes())
         first_assignment = plan.per_node()
-        try:
-            self._start_local(manifest, manifest.tasks)
-            results, reassigned = self._collect(manifest, cancel)
-        finally:
-            for obj in self.storage.list(query_folder(query_id)):
-                self.storage.delete(obj.path)
+        with self.own(query_id) if self.own is not None else contextlib.nullcontext():
+            self.storage.put(manifest_path(query_id), manifest.to_bytes())
+            try:
+                self._start_local(manifest, manifest.tasks)
+                results, reassigned = self._collect(manifest, cancel)
+            finally:
+                for obj in self.storage.list(query_folder(query_id)):
+                    self.storage.delete(obj.path)
         return Outcome(results, first_assignment, reassigned, plan.cached_tasks)
 
     def _start_local(self, manifest: Manifest, tasks: Sequence[Task]) -> None:

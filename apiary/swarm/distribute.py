@@ -8,6 +8,7 @@ kept at least ``distribute_min_cells`` cells after pruning. Otherwise it runs on
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from collections import OrderedDict
@@ -78,12 +79,14 @@ class Distributor:
         world: Callable[[], list[NodeView]],
         settings: Callable[[], SwarmSettings],
         local: Callable[[Manifest, Task], object] | None = None,
+        own: Callable[[str], contextlib.AbstractContextManager[object]] | None = None,
     ) -> None:
         self.storage = storage
         self.node_id = node_id
         self.world = world
         self.settings = settings
         self.local = local  # this node's worker, which takes its own tasks directly
+        self.own = own  # ...and leaves the manifests of this node's queries unread
         # Splits of plans seen lately (a dashboard repeats its queries; splitting costs 3-15 ms).
         self._splits: OrderedDict[tuple[Any, ...], Split | NotDistributable] = OrderedDict()
         self._lock = threading.Lock()  # a served node decides for several clients at once
@@ -193,6 +196,7 @@ class Distributor:
             poll_interval=settings.poll_interval,
             wait_interval=settings.wait_interval,
             local=self.local,
+            own=self.own,
         )
         narrowing = _narrowing(query, plan, driving, scanned)
         outcome = coordinator.run(

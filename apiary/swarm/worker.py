@@ -8,7 +8,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -107,6 +107,7 @@ class Worker:
         self._running: dict[str, threading.Event] = {}  # query id -> cancel, while tasks run
         self._lock = threading.Lock()
         self.refused: set[tuple[str, object]] = set()  # manifests refused with no task to answer
+        self._own: set[str] = set()  # queries this node coordinates (see :meth:`own`)
         self.tasks_run = 0
         self._slots = pool.size if pool is not None else 1
         self._taken: dict[tuple[str, str, int], Future[None]] = {}  # tasks not yet ended
@@ -189,6 +190,8 @@ class Worker:
             if query_id is None:
                 self._refuse(info, None, b"", "its folder is not named by a query id")
                 continue
+            if query_id in self._own:
+                continue  # its coordinator, in this process, hands this node its tasks
             if info.size > MAX_MANIFEST_BYTES:
                 self._refuse(info, query_id, b"", f"it is larger than {MAX_MANIFEST_BYTES} bytes")
                 continue
@@ -229,6 +232,19 @@ class Worker:
                 for info in objects:
                     with contextlib.suppress(NotFoundError):  # another node swept it first
                         self.storage.delete(info.path)
+
+    @contextlib.contextmanager
+    def own(self, query_id: str) -> Iterator[None]:
+        """While this node coordinates ``query_id``, leave its manifest unread: the coordinator
+        hands this node's tasks of it straight to :meth:`take`. Reading it as the manifest
+        appeared took the GIL from the coordinator just as it started its own task."""
+        with self._lock:
+            self._own.add(query_id)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._own.discard(query_id)
 
     def take(self, manifest: Manifest, task: Task) -> Future[None] | None:
         """Start ``task`` in a bee unless this attempt of it was taken already (the coordinator
