@@ -109,6 +109,8 @@ QUERIES = {
     "join-aggregate": "SELECT s.site, count(*) AS n, sum(r.price) AS total FROM readings r "
     "JOIN sensors s ON r.sensor = s.sensor WHERE r.v < 9 GROUP BY s.site ORDER BY s.site",
     "top-k": "SELECT sensor, v, price FROM readings ORDER BY price DESC, sensor LIMIT 7",
+    "top-k-offset": "SELECT sensor, v, price FROM readings ORDER BY price DESC, sensor "
+    "LIMIT 4 OFFSET 3",
     "rows": "SELECT r.sensor, s.site FROM readings r JOIN sensors s ON r.sensor = s.sensor "
     "WHERE r.v = 3",
     "semi-join": "SELECT count(*) AS n FROM readings WHERE sensor IN "
@@ -186,14 +188,21 @@ def test_key_ranges_keep_only_overlapping_cells_and_unknowns() -> None:
 
 @pytest.mark.parametrize(
     ("name", "qualified_rows"),
-    [("top-groups", 5), ("top-groups-offset", 5), ("top-groups-having", 60), ("top-k", 7)],
+    [
+        ("top-groups", 5),
+        ("top-groups-offset", 5),
+        ("top-groups-having", 60),
+        ("top-k", None),
+        ("top-k-offset", None),
+    ],
 )
 def test_only_the_first_rows_by_the_final_order_get_their_qualifiers(
-    farm: Apiary, monkeypatch: pytest.MonkeyPatch, name: str, qualified_rows: int
+    farm: Apiary, monkeypatch: pytest.MonkeyPatch, name: str, qualified_rows: int | None
 ) -> None:
     """Under ORDER BY … LIMIT k on columns the merged rows hold, only k rows can be in the
     answer, so only those go through the joins that give rows their qualifiers; with a HAVING
-    under the sort every group may matter. Top-k rows: 3 tasks send 7 each, 7 go on."""
+    under the sort every group may matter. Where the sort and limit are all the plan has left
+    (top-k rows), its first rows are the answer and need no qualifiers (None)."""
     seen = []
     real = merge_module._qualified
 
@@ -203,5 +212,5 @@ def test_only_the_first_rows_by_the_final_order_get_their_qualifiers(
 
     monkeypatch.setattr(merge_module, "_qualified", spy)
     got, _ = shared(farm, QUERIES[name])
-    assert seen == [qualified_rows]
+    assert seen == ([] if qualified_rows is None else [qualified_rows])
     assert result_difference(got, farm.sql(QUERIES[name]), ordered=True) is None
