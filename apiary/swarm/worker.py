@@ -36,7 +36,7 @@ from apiary.sql.sources import (
 )
 from apiary.sql.tuning import Suited, applied, suited
 from apiary.storage import ObjectInfo, Storage
-from apiary.storage.watch import watch
+from apiary.storage.watch import Timer, Watch, watch
 from apiary.swarm.manifest import (
     MAX_MANIFEST_BYTES,
     QUERIES,
@@ -112,12 +112,14 @@ class Worker:
         self._slots = pool.size if pool is not None else 1
         self._taken: dict[tuple[str, str, int], Future[None]] = {}  # tasks not yet ended
         self._stop = threading.Event()
-        # Wakes the loop when a query folder or file appears (local roots: at once, not at
-        # the next look), when a task ends (a bee is free), or when the worker stops.
-        self._watch = watch(storage.location, QUERIES)
+        # Wakes the loop when a task ends (a bee is free) or the worker stops; once the loop
+        # runs, also when a query folder or file appears (local roots: at once, not at the
+        # next look). Made in start(): a worker only polled by hand holds no kernel watch.
+        self._watch: Watch = Timer()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        self._watch = watch(self.storage.location, QUERIES)
         self._thread = threading.Thread(target=self._run, name="apiary-worker", daemon=True)
         self._thread.start()
 
