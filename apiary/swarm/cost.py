@@ -7,7 +7,7 @@ medium). When the other frames are most of the query, as when a small frame driv
 with a big one, the slowest task reads nearly what one node would, and sharing only adds the
 trip through the bucket.
 
-That trip (a manifest, the workers' polls, partial results and their merge: ~15 ms on a local
+That trip (a manifest, the workers' polls, partial results and their merge: 5-15 ms on a local
 root) is counted as bytes the slowest task reads besides its own, ``trip_bytes``, so a short
 query, whose tasks read a few megabytes, stays on one node instead of losing to it (TPC-H Q16
 at SF1 ran 0.71x shared).
