@@ -71,7 +71,7 @@ def _collect(plan: LogicalPlan, found: list[Scan]) -> None:
 
 def to_predicate(expr: Expr) -> Predicate | None:
     """The pruning predicate for ``expr``, or None when it cannot help prune."""
-    variant = _kind(expr)
+    variant = expr_variant(expr)
     kind = type(variant).__name__
     if kind == "BinaryExpr":
         op = variant.op().upper()
@@ -83,24 +83,24 @@ def to_predicate(expr: Expr) -> Predicate | None:
             return Or((left, right)) if left is not None and right is not None else None
         if op not in _FLIP:
             return None
-        column, value = _column(variant.left()), _literal(variant.right())
+        column, value = column_name(variant.left()), _literal(variant.right())
         if column is not None and value is not _NOT_LITERAL:
             return Cmp(column, op, value)
-        column, value = _column(variant.right()), _literal(variant.left())
+        column, value = column_name(variant.right()), _literal(variant.left())
         if column is not None and value is not _NOT_LITERAL:
             return Cmp(column, _FLIP[op], value)
         return None
     if kind in ("IsNull", "IsNotNull"):
-        column = _column(variant.expr())
+        column = column_name(variant.expr())
         return IsNull(column, negated=kind == "IsNotNull") if column else None
     if kind == "InList":
-        column = _column(variant.expr())
+        column = column_name(variant.expr())
         values = tuple(_literal(v) for v in variant.list())
         if column is None or _NOT_LITERAL in values:
             return None
         return InList(column, values, negated=variant.negated())
     if kind == "Between":
-        column = _column(variant.expr())
+        column = column_name(variant.expr())
         low, high = _literal(variant.low()), _literal(variant.high())
         if column is None or _NOT_LITERAL in (low, high):
             return None
@@ -113,22 +113,47 @@ def to_predicate(expr: Expr) -> Predicate | None:
 _NOT_LITERAL = object()
 
 
-def _kind(expr: Expr) -> Any:
+def expr_variant(expr: Expr) -> Any:
     """``expr``'s variant, or None for one the bindings cannot convert (a scalar function
-    such as ``substring(c, 1, 2)``): such an expression can never prune."""
+    such as ``substring(c, 1, 2)``): such an expression can never prune, nor pass a column on."""
     try:
         return expr.to_variant()
     except ValueError:
         return None
 
 
-def _column(expr: Expr) -> str | None:
-    variant = _kind(expr)
+def column_name(expr: Expr) -> str | None:
+    """The name of the column ``expr`` is, or None when it is anything else."""
+    variant = expr_variant(expr)
     return variant.name() if type(variant).__name__ == "Column" else None
 
 
+def projected(
+    projection: Any, name: str, qualifier: str | None = None
+) -> tuple[str | None, str] | None:
+    """The input column, as (qualifier, name), that a Projection variant outputs unchanged as
+    column ``name`` (of relation ``qualifier``, when given; an alias has none); None when the
+    projection computes it or does not output it."""
+    for raw in projection.projections():
+        variant = expr_variant(Expr(raw))
+        kind = type(variant).__name__
+        if kind == "Alias":
+            if qualifier is None and variant.alias() == name:
+                inner = expr_variant(Expr(variant.expr()))
+                if type(inner).__name__ != "Column":
+                    return None
+                return inner.relation(), inner.name()
+        elif (
+            kind == "Column"
+            and variant.name() == name
+            and (qualifier is None or variant.relation() == qualifier)
+        ):
+            return variant.relation(), variant.name()
+    return None
+
+
 def _literal(expr: Expr) -> Any:
-    if type(_kind(expr)).__name__ != "Literal":
+    if type(expr_variant(expr)).__name__ != "Literal":
         return _NOT_LITERAL
     value = expr.python_value()
     return value.as_py() if hasattr(value, "as_py") else value

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from datafusion import Expr, LogicalPlan
+
+from apiary.sql.plan import column_name, projected
 
 PUSHDOWN = "datafusion.execution.parquet.pushdown_filters"
 
@@ -52,7 +53,7 @@ def suited(plan: LogicalPlan) -> Suited:
         sides = join.inputs()
         for side in _FILTERABLE.get(str(variant.join_type()), ()):
             for pair in variant.on():
-                name = _column_name(Expr(pair[side]))
+                name = column_name(Expr(pair[side]))
                 if name is None:
                     continue
                 having = _grouped_whole(sides[side], name)
@@ -94,28 +95,16 @@ def _grouped_whole(plan: LogicalPlan, name: str) -> bool | None:
         elif kind == "Filter":
             having = True
         elif kind == "Projection":
-            found = _projected(variant, name)
+            found = projected(variant, name)
             if found is None:
                 return None
-            name = found
+            name = found[1]
         elif kind == "Aggregate":
-            groups = {_column_name(Expr(g)) for g in variant.group_by_exprs()}
+            groups = {column_name(Expr(g)) for g in variant.group_by_exprs()}
             return having if name in groups and _whole_scan(node.inputs()[0]) else None
         else:
             return None
         node = node.inputs()[0]
-
-
-def _projected(projection: Any, name: str) -> str | None:
-    """The input column a projection outputs as ``name``, or None."""
-    for raw in projection.projections():
-        expr = Expr(raw)
-        variant = _variant(expr)
-        if type(variant).__name__ == "Alias" and variant.alias() == name:
-            return _column_name(Expr(variant.expr()))
-        if type(variant).__name__ == "Column" and variant.name() == name:
-            return name
-    return None
 
 
 def _whole_scan(plan: LogicalPlan) -> bool:
@@ -135,15 +124,3 @@ def _filtered(plan: LogicalPlan) -> bool:
     if kind == "Filter" or (kind == "TableScan" and variant.filters()):
         return True
     return any(_filtered(child) for child in plan.inputs())
-
-
-def _variant(expr: Expr) -> Any:
-    try:
-        return expr.to_variant()
-    except ValueError:  # an expression the bindings cannot convert (a scalar function)
-        return None
-
-
-def _column_name(expr: Expr) -> str | None:
-    variant = _variant(expr)
-    return variant.name() if type(variant).__name__ == "Column" else None

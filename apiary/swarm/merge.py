@@ -21,6 +21,7 @@ from datafusion import DataFrame, Expr, SessionConfig, SessionContext, col
 from datafusion import functions as f
 from datafusion.expr import SortExpr
 
+from apiary.sql.plan import expr_variant, projected
 from apiary.sql.sources import memory_frame
 from apiary.swarm.split import NotDistributable, OutField, Split, limit_value, replay
 
@@ -146,7 +147,7 @@ def _first_rows(ctx: SessionContext, rows: pa.Table, split: Split) -> tuple[pa.T
 def _source_column(expr: Expr, below: Sequence[Any], fields: list[OutField]) -> int | None:
     """Which of ``fields`` a sort key is, passed down through the ``below`` nodes (top first)
     unchanged; None when it is computed or cannot be told apart."""
-    variant = expr.to_variant()
+    variant = expr_variant(expr)
     if type(variant).__name__ != "Column":
         return None
     qualifier, name = variant.relation(), variant.name()
@@ -154,23 +155,10 @@ def _source_column(expr: Expr, below: Sequence[Any], fields: list[OutField]) -> 
         if type(node).__name__ == "SubqueryAlias":
             qualifier = None  # the alias renames the relation; the name alone must tell
             continue
-        found = None
-        for raw in node.projections():
-            inner = Expr(raw).to_variant()
-            if type(inner).__name__ == "Alias":
-                if qualifier is None and inner.alias() == name:
-                    found = Expr(inner.expr()).to_variant()
-                    break
-            elif (
-                type(inner).__name__ == "Column"
-                and inner.name() == name
-                and (qualifier is None or inner.relation() == qualifier)
-            ):
-                found = inner
-                break
-        if found is None or type(found).__name__ != "Column":
+        found = projected(node, name, qualifier)
+        if found is None:
             return None
-        qualifier, name = found.relation(), found.name()
+        qualifier, name = found
     matches = [
         i
         for i, out in enumerate(fields)
