@@ -101,15 +101,13 @@ class Worker:
         self._next_sweep = 0.0
         self._read: dict[str, tuple[object, int]] = {}  # manifest -> (modified, size) read last
         # Tasks run side by side, one per bee; each can be cancelled by its query folder going.
-        self._tasks = ThreadPoolExecutor(
-            max_workers=pool.size if pool is not None else 1, thread_name_prefix="apiary-task"
-        )
+        self._slots = pool.size if pool is not None else 1
+        self._tasks = ThreadPoolExecutor(max_workers=self._slots, thread_name_prefix="apiary-task")
         self._running: dict[str, threading.Event] = {}  # query id -> cancel, while tasks run
         self._lock = threading.Lock()
         self.refused: set[tuple[str, object]] = set()  # manifests refused with no task to answer
         self._own: set[str] = set()  # queries this node coordinates (see :meth:`own`)
         self.tasks_run = 0
-        self._slots = pool.size if pool is not None else 1
         self._taken: dict[tuple[str, str, int], Future[None]] = {}  # tasks not yet ended
         self._stop = threading.Event()
         # Wakes the loop when a task ends (a bee is free) or the worker stops; once the loop
