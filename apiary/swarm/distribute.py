@@ -282,19 +282,24 @@ def _estimate(
 
 
 def _narrowed_bytes(driving: PinnedFrame, link: _Narrowing, run: Sequence[CellMeta]) -> int:
-    kept = _narrowed(driving, link, run)
-    return sum(c.bytes for c in (link.frame.pruned.kept if kept is None else kept))
+    bounds = _bounds(driving, link, run)
+    kept = link.frame.pruned.kept if bounds is None else _narrowed(link, bounds)
+    return sum(c.bytes for c in kept)
 
 
-def _narrowed(
+def _bounds(
     driving: PinnedFrame, link: _Narrowing, cells: Sequence[CellMeta]
-) -> list[CellMeta] | None:
-    """The cells of ``link``'s frame within the key range of ``cells`` (None: range unknown)."""
-    bounds = key_range(
-        cells, link.driving_column, driving.frame.schema.field(link.driving_column).type
-    )
-    if bounds is None:
-        return None
+) -> tuple[Any, Any] | None:
+    """The range of ``link``'s driving key over ``cells`` (None: unknown)."""
+    return key_range(cells, link.driving_column, _driving_type(driving, link))
+
+
+def _driving_type(driving: PinnedFrame, link: _Narrowing) -> pa.DataType:
+    return driving.frame.schema.field(link.driving_column).type
+
+
+def _narrowed(link: _Narrowing, bounds: tuple[Any, Any]) -> list[CellMeta]:
+    """The cells of ``link``'s frame that may hold a key within ``bounds``."""
     kind = link.frame.frame.schema.field(link.column).type
     return within(link.frame.pruned.kept, link.column, kind, bounds)
 
@@ -318,33 +323,28 @@ def _narrow(task: Task, driving: PinnedFrame, narrowing: list[_Narrowing]) -> No
     mine = {c.path for c in task.cells}
     cells = [c for c in driving.pruned.kept if c.path in mine]
     for n in narrowing:
-        kept = _narrowed(driving, n, cells)
-        if kept is None:
+        bounds = _bounds(driving, n, cells)
+        if bounds is None:
             continue
+        kept = _narrowed(n, bounds)
         task.frame_cells[n.index] = [CellRef(path=c.path, rows=c.rows, bytes=c.bytes) for c in kept]
         n.kept.append(len(kept))
-        found = _key_range(driving, n, cells)
+        found = _key_range(n, bounds, _driving_type(driving, n))
         if found is not None:
             task.frame_ranges[n.index] = found
             n.ranged += 1
 
 
-def _key_range(
-    driving: PinnedFrame, link: _Narrowing, cells: Sequence[CellMeta]
-) -> KeyRange | None:
-    """The range of ``link``'s key over ``cells``, encoded for the linked column's type; None
-    where the two columns' types differ beyond integer widths (values then compare in a
+def _key_range(link: _Narrowing, bounds: tuple[Any, Any], mine: pa.DataType) -> KeyRange | None:
+    """``bounds`` of the driving key (of type ``mine``), encoded for the linked column's type;
+    None where the two columns' types differ beyond integer widths (values then compare in a
     coerced type whose order need not be the ledger's), for floats, or where a bound has no
     exact encoding."""
-    mine = driving.frame.schema.field(link.driving_column).type
     theirs = link.frame.frame.schema.field(link.column).type
     if mine != theirs and not (pat.is_integer(mine) and pat.is_integer(theirs)):
         return None
     if pat.is_floating(mine):
         return None  # NaN and -0.0 make a float range a poor promise about equal keys
-    bounds = key_range(cells, link.driving_column, mine)
-    if bounds is None:
-        return None
     try:
         pair = pa.array(list(bounds), mine).cast(theirs)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
