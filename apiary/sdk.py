@@ -621,10 +621,7 @@ class Apiary:
             )
 
         def take(manifest: Manifest, task: Task) -> object:
-            worker = self._worker
-            if worker is None:
-                return None
-            return worker.take(manifest, task) or worker.taken(manifest, task)
+            return self._worker.take(manifest, task) if self._worker is not None else None
 
         def own(query_id: str) -> contextlib.AbstractContextManager[object]:
             worker = self._worker

@@ -108,7 +108,7 @@ class Worker:
         self.refused: set[tuple[str, object]] = set()  # manifests refused with no task to answer
         self._own: set[str] = set()  # queries this node coordinates (see :meth:`own`)
         self.tasks_run = 0
-        self._taken: dict[tuple[str, str, int], Future[None]] = {}  # tasks not yet ended
+        self._busy = 0  # tasks taken and not yet ended
         self._stop = threading.Event()
         # Wakes the loop when a task ends (a bee is free) or the worker stops; once the loop
         # runs, also when a query folder or file appears (local roots: at once, not at the
@@ -141,7 +141,7 @@ class Worker:
         now = time.monotonic() if now is None else now
         if now - self._last_seen > self.active_for:
             return self.idle_poll_interval
-        if len(self._taken) >= self._slots:
+        if self._busy >= self._slots:
             return max(self.poll_interval, BUSY_POLL)
         return self.poll_interval
 
@@ -255,20 +255,14 @@ class Worker:
                 return None
             self.answered.add(key)
             cancel = self._running.setdefault(manifest.query_id, threading.Event())
-            future = self._tasks.submit(self.run_task, manifest, task, cancel)
-            self._taken[key] = future
-        future.add_done_callback(functools.partial(self._ended, key))
+            self._busy += 1
+        future = self._tasks.submit(self.run_task, manifest, task, cancel)
+        future.add_done_callback(self._ended)
         return future
 
-    def taken(self, manifest: Manifest, task: Task) -> Future[None] | None:
-        """The running ``task``, however it was taken: the coordinator hands its own node's
-        tasks straight to :meth:`take`, but the poll loop may have found the manifest first."""
+    def _ended(self, _: Future[None]) -> None:
         with self._lock:
-            return self._taken.get((manifest.query_id, task.task_id, len(task.attempts)))
-
-    def _ended(self, key: tuple[str, str, int], _: Future[None]) -> None:
-        with self._lock:
-            self._taken.pop(key, None)
+            self._busy -= 1
         self._watch.poke()  # a bee is free: look for the next task now, at the fast pace
 
     def _refuse(self, info: ObjectInfo, query_id: str | None, data: bytes, reason: str) -> None:

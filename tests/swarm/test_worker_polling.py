@@ -101,23 +101,24 @@ def test_while_every_bee_is_busy_the_worker_looks_only_for_cancels(tmp_path) -> 
     worker.stop()
 
 
-def test_the_coordinator_gets_its_task_even_when_its_own_poll_took_it_first(tmp_path) -> None:
+def test_the_coordinator_gets_its_task_even_when_its_own_poll_runs_first(tmp_path) -> None:
     """The coordinator writes the manifest, then hands its node's task to its worker; the
-    worker's loop may find the manifest in between. The coordinator still gets the running
-    task (to wake on its end) instead of nothing."""
+    worker's loop may look in between. While the node coordinates the query its worker leaves
+    the manifest unread, so the coordinator still gets the running task (to wake on its end)
+    instead of nothing; a manifest of any other query is read as before."""
     storage = open_storage(str(tmp_path / "root"))
     release = threading.Event()
     worker = Worker(storage, "n1", before_task=lambda task: release.wait(30))
-    _one_task_manifest(storage, "q1", "n1")
-    assert worker.poll(wait=False) == 1  # the loop found it first
-    manifest = Manifest.model_validate_json(storage.get(f"{QUERIES}/q1/manifest.json"))
-    task = manifest.tasks[0]
-    assert worker.take(manifest, task) is None  # not run twice...
-    running = worker.taken(manifest, task)  # ...but there to wait on
-    assert running is not None and not running.done()
-    release.set()
-    running.result(timeout=30)
-    assert worker.taken(manifest, task) is None  # forgotten once it ended
+    with worker.own("q1"):
+        _one_task_manifest(storage, "q1", "n1")
+        assert worker.poll(wait=False) == 0  # the loop looked first, and left it
+        manifest = Manifest.model_validate_json(storage.get(f"{QUERIES}/q1/manifest.json"))
+        running = worker.take(manifest, manifest.tasks[0])
+        assert running is not None and not running.done()
+        release.set()
+        running.result(timeout=30)
+    _one_task_manifest(storage, "q2", "n1")
+    assert worker.poll() == 1
     worker.stop()
 
 
