@@ -9,6 +9,7 @@ just the surviving cells, each frame pinned at one version.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ from datafusion import LogicalPlan, SessionConfig, SessionContext
 
 from apiary.catalog.models import RegistryState
 from apiary.cells.types import column_notes
-from apiary.errors import ApiaryError, SqlError
+from apiary.errors import ApiaryError, MemoryExceededError, SqlError
 from apiary.frame import Frame
 from apiary.ledger import Snapshot
 from apiary.sql import statements
@@ -36,6 +37,7 @@ from apiary.sql.context import (
     RowAppender,
     SqlContext,
 )
+from apiary.sql.ctes import Once, computed_once
 from apiary.sql.messages import execution_error, planning_error
 from apiary.sql.options import check_session_option
 from apiary.sql.plan import scans
@@ -46,6 +48,7 @@ from apiary.sql.sources import (
     LINKED,
     PlainBatches,
     frame_table,
+    in_memory,
     plain_schema,
     plain_types,
     register_table,
@@ -64,6 +67,8 @@ from apiary.sql.statements import (
     split_version,
 )
 from apiary.sql.tuning import Suited, applied, suited
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -95,6 +100,8 @@ class QueryStats:
     phases: dict[str, float] = field(default_factory=dict)
     # DataFusion options this query's plan shape chose, and why (sql.tuning); "" for none.
     tuning: str = ""
+    # CTEs computed once before the query and read as tables (sql.ctes).
+    computed_once: list[str] = field(default_factory=list)
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -432,10 +439,11 @@ class SqlSession:
         if decision.plan is not None and not query.explain:
             assert distributor is not None
             return plain_types(distributor.run(planned, decision, cancel))
+        once = self._once(query, plan, pinned)
         with scratch_folder(self.context.location()) as scratch, LINKED.holding() as linked:
             # A shared query's workers choose for their own fragments (swarm.worker).
             chosen = suited(plan)
-            result = self._execute(query, pinned, scratch, cancel, sink, linked, plan, chosen)
+            result = self._execute(query, pinned, scratch, cancel, sink, linked, plan, chosen, once)
         if result is None:  # streamed into sink
             return None
         if query.explain:
@@ -452,10 +460,12 @@ class SqlSession:
         linked: list[Any] | None = None,
         plan: LogicalPlan | None = None,
         chosen: Suited | None = None,
+        once: Once | None = None,
     ) -> pa.Table | None:
         """Run ``query`` in a bee over the pinned frames; ``plan`` is its optimised plan against
-        the stand-ins (the same joins: the bee need not plan again to look for them), and
-        ``chosen`` the options its shape suits, below the node's own and the session's."""
+        the stand-ins (the same joins: the bee need not plan again to look for them),
+        ``chosen`` the options its shape suits, below the node's own and the session's, and
+        ``once`` its CTEs to compute first (not under EXPLAIN, which shows the query's own)."""
         sql = query.sql
         if query.explain:
             sql = f"EXPLAIN {'ANALYZE ' if query.analyze else ''}{sql}"
@@ -489,8 +499,10 @@ class SqlSession:
                     register_table(execution, p.hive, p.box, p.table, table)
             try:
                 with phase("execution"):
-                    df = execution.sql_with_options(sql, READ_ONLY)
-                    optimized = None if query.explain else plan
+                    text, optimized = sql, None if query.explain else plan
+                    if once is not None and not query.explain and self._first(execution, bee, once):
+                        text, optimized = once.main, None
+                    df = execution.sql_with_options(text, READ_ONLY)
                     if sink is None:
                         return bee.collect(df, optimized=optimized)
                     schema = plain_schema(df.schema())
@@ -510,6 +522,44 @@ class SqlSession:
         with phase("result"):
             return plain_types(result)
 
+    def _once(self, query: Query, plan: LogicalPlan, pinned: list[PinnedFrame]) -> Once | None:
+        """The query's CTEs worth computing once (sql.ctes), unless one is named like a frame
+        the query reads through the default hive and box (the table the CTE's rows would be
+        kept as)."""
+        once = computed_once(query.sql, plan)
+        if once is None:
+            return None
+        home = (self.hive, self.box)
+        if any((p.hive, p.box) == home and p.table.lower() in once.names for p in pinned):
+            return None
+        self.last.computed_once = once.names
+        return once
+
+    def _first(self, execution: SessionContext, bee: Any, once: Once) -> bool:
+        """Compute ``once``'s CTEs in ``execution`` and keep each as a table of its name in the
+        default hive and box; False (nothing kept) if one cannot be, and the query then runs
+        as written: a CTE's rows larger than the bee's budget may still be fine as a stream."""
+        catalog = self.hive or "datafusion"
+        schema = (self.box or "public") if self.hive else "public"
+        before, kept = bee.result_bytes, []
+        try:
+            for name, text in once.first:
+                rows = bee.collect(execution.sql_with_options(text, READ_ONLY))
+                register_table(execution, catalog, schema, name, in_memory(rows))
+                kept.append(name)
+            return True
+        except Exception as exc:
+            # A timeout or cancel stops the query; anything else is told by the query as
+            # written, if it fails too.
+            if isinstance(exc, ApiaryError) and not isinstance(exc, MemoryExceededError):
+                raise
+            log.info("CTEs %s not computed first (%s): the query runs as written", once.names, exc)
+            for name in kept:
+                execution.catalog(catalog).schema(schema).deregister_table(name)
+            bee.result_bytes = before
+            self.last.computed_once = []
+            return False
+
     def _shape(self, bee: Chamber, chosen: Suited | None) -> dict[str, str]:
         """The options this query asks of ``bee``: what its plan's shape suits (unless the node
         or the session chose otherwise), then the session's SETs."""
@@ -524,6 +574,12 @@ class SqlSession:
         if self.last.tuning:
             kinds.append("apiary options")
             lines.append(self.last.tuning)
+        if self.last.computed_once:
+            kinds.append("apiary common table expressions")
+            lines.append(
+                f"computed once, then read as tables: {', '.join(self.last.computed_once)} "
+                "(the plan below computes each wherever the query names it)"
+            )
         if decision.explain:
             kinds.append("apiary distribution")
             lines.append(decision.explain)
