@@ -77,8 +77,21 @@ def watch(location: Location, prefix: str) -> Watch:
         return Timer()
 
 
+def watch_folder(location: Location, folder: str) -> Watch:
+    """A watch on files appearing in ``folder`` (a path under the root that exists now: a
+    query's own folder, watched by its coordinator while it waits for answers); a
+    :class:`Timer` where the kernel cannot tell."""
+    if location.scheme != "file" or not sys.platform.startswith("linux"):
+        return Timer()
+    try:
+        return Inotify(Path(location.path), folder, tree=False)
+    except OSError:
+        return Timer()
+
+
 class Inotify:
-    """Files created or renamed into ``root/prefix/<folder>/``, and the folders themselves.
+    """Files created or renamed into ``root/prefix/<folder>/``, and the folders themselves;
+    without ``tree``, files in ``root/prefix`` alone (which must exist).
 
     The root is watched for ``prefix`` appearing (a local store removes emptied folders, so
     ``prefix`` comes and goes), ``prefix`` for new folders, and each of those for new files.
@@ -86,7 +99,7 @@ class Inotify:
     reported.
     """
 
-    def __init__(self, root: Path, prefix: str) -> None:
+    def __init__(self, root: Path, prefix: str, *, tree: bool = True) -> None:
         name = ctypes.util.find_library("c")
         self._libc = ctypes.CDLL(name, use_errno=True)
         fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -99,8 +112,12 @@ class Inotify:
         self._folders: dict[int, Path] = {}  # watch descriptor -> folder
         self._lock = threading.Lock()
         try:
-            self._add(root)
-            self._add_folder(root / prefix)
+            if not tree:
+                if not self._add(root / prefix):
+                    raise OSError(f"cannot watch {root / prefix}")
+            else:
+                self._add(root)
+                self._add_folder(root / prefix)
         except OSError:
             self.close()
             raise

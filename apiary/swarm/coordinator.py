@@ -22,6 +22,7 @@ import pyarrow as pa
 from apiary.errors import QueryCancelledError, TaskAbandonedError
 from apiary.ledger import CellMeta
 from apiary.storage import Storage
+from apiary.storage.watch import Timer, Watch, watch_folder
 from apiary.swarm.manifest import (
     Attempt,
     CellRef,
@@ -167,9 +168,10 @@ class Coordinator:
         # to this coordinator (``Worker.own``).
         self.own = own
         self._local_runs: list[object] = []  # what ``local`` returned: futures, while they run
-        # Set when one of this node's own tasks ends: its answer is looked for at once instead
-        # of at the next poll (10 ms on a local root, most of what sharing a short query cost).
-        self._wake = threading.Event()
+        # Wakes the wait for answers when one of this node's own tasks ends (its answer is looked
+        # for at once instead of at the next poll: 10 ms on a local root, most of what sharing a
+        # short query cost) and, on a local root, when any answer lands (the kernel says so).
+        self._wake: Watch = Timer()
 
     def run(
         self,
@@ -190,10 +192,12 @@ class Coordinator:
         first_assignment = plan.per_node()
         with self.own(query_id) if self.own is not None else contextlib.nullcontext():
             self.storage.put(manifest_path(query_id), manifest.to_bytes())
+            self._wake = watch_folder(self.storage.location, query_folder(query_id))
             try:
                 self._start_local(manifest, manifest.tasks)
                 results, reassigned = self._collect(manifest, cancel)
             finally:
+                self._wake.close()
                 for obj in self.storage.list(query_folder(query_id)):
                     self.storage.delete(obj.path)
         return Outcome(results, first_assignment, reassigned, plan.cached_tasks)
@@ -205,7 +209,7 @@ class Coordinator:
             if task.node == self.node_id:
                 run = self.local(manifest, task)
                 if isinstance(run, Future):
-                    run.add_done_callback(lambda _: self._wake.set())
+                    run.add_done_callback(lambda _: self._wake.poke())
                 self._local_runs.append(run)
 
     def _interval(self) -> float:
@@ -227,7 +231,6 @@ class Coordinator:
                 raise QueryCancelledError(
                     f"query {manifest.query_id} was cancelled; its tasks stop on every node"
                 )
-            self._wake.clear()  # a task ending from here on cuts the wait below short
             present = {o.path for o in self.storage.list(query_folder(manifest.query_id))}
             alive = {n.node_id for n in self.world()}
             moved = []

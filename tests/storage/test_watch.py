@@ -12,7 +12,7 @@ from pathlib import Path
 
 from apiary.storage import open_storage
 from apiary.storage.uri import parse_location
-from apiary.storage.watch import Inotify, Timer, watch
+from apiary.storage.watch import Inotify, Timer, watch, watch_folder
 
 LONG = 30.0  # a wait this long ends by an event; the test fails if it runs out instead
 
@@ -66,3 +66,19 @@ def test_roots_the_kernel_cannot_watch_get_a_timer() -> None:
     assert isinstance(watch(parse_location("memory://x"), "_queries"), Timer)
     s3 = parse_location("s3://bucket/prefix?endpoint=http://127.0.0.1:9")
     assert isinstance(watch(s3, "_queries"), Timer)
+
+
+def test_one_folder_is_watched_for_files_landing_in_it(tmp_path: Path) -> None:
+    storage = open_storage(str(tmp_path / "root"))
+    assert isinstance(watch_folder(storage.location, "_queries/gone"), Timer)  # not there
+    assert isinstance(watch_folder(parse_location("memory://x"), "_queries/q1"), Timer)
+    storage.put("_queries/q1/manifest.json", b"{}")
+    watching = watch_folder(storage.location, "_queries/q1")
+    try:
+        assert isinstance(watching, Inotify)
+        assert watching.wait(0.01) is False
+        writer = _later(lambda: storage.put("_queries/q1/t0000.n2.arrow", b"answer"))
+        assert watching.wait(LONG) is True
+        writer.join()
+    finally:
+        watching.close()
