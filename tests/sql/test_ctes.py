@@ -183,3 +183,27 @@ def test_rows_larger_than_the_bee_leave_the_query_to_run_as_written(
         assert ap.last_query.computed_once == []  # tried, then dropped:
         assert "CTEs ['t'] not computed first" in caplog.text
         assert "larger than bee" in caplog.text
+
+
+def test_a_cte_computed_once_feeds_a_join_without_equality_and_an_insert(ap: Apiary) -> None:
+    """A join with no equality is a plan DataFusion cannot stop, run in a sealed child when
+    it reads only cells; over the kept rows it runs in the bee (they cannot be sent)."""
+    sums = totals(all_rows(ap))
+    sql = (
+        "WITH t AS (SELECT device, sum(v) AS s FROM readings GROUP BY device) "
+        "SELECT a.device AS lo, b.device AS hi FROM t a, t b WHERE a.s < b.s ORDER BY 1, 2"
+    )
+    expected = sorted((a, b) for a in sums for b in sums if sums[a] < sums[b])
+    assert [(r["lo"], r["hi"]) for r in ap.sql(sql).to_pylist()] == expected
+    assert ap.last_query.computed_once == ["t"]
+    ap.create_frame("h", "b", "tops", {"device": "string", "s": "int64"})
+    done = ap.sql(
+        "INSERT INTO tops WITH t AS (SELECT device, sum(v) AS s FROM readings GROUP BY device) "
+        "SELECT a.device, a.s FROM t a JOIN (SELECT max(s) AS m FROM t) b ON a.s = b.m"
+    ).to_pylist()[0]
+    top = max(sums.values())
+    assert done["rows_inserted"] == sum(1 for s in sums.values() if s == top)
+    assert ap.last_query.computed_once == ["t"]
+    assert ap.read_from_frame("h", "b", "tops").column("s").to_pylist() == [top] * len(
+        [s for s in sums.values() if s == top]
+    )
