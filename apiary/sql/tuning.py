@@ -5,14 +5,14 @@ range evaluated row by row inside the Parquet decoder costs more than filtering 
 batches. On TPC-H SF1 over Apiary's cells, 2 cores, pushdown made Q6 1.74x slower and Q5, Q7,
 Q8, Q9, Q12, Q15 and Q22 1.36-1.43x.
 
-It pays in one shape: a join on the GROUP BY key of an aggregate over a whole frame, where the
-join's other side is filtered or the aggregate's result is (HAVING). DataFusion pushes the
-join's key filter, built from the selective side, into that frame's scan, so the aggregate
-computes only the groups the join keeps instead of all of them. That is how a correlated
-subquery is planned (TPC-H Q17: 0.45 of the time with pushdown) and an IN over a grouped
-subquery with HAVING (Q18: 0.76). A frame the aggregate reads through a WHERE is left alone:
-its rows are then filtered row by row too, and of the two queries of that shape Q20 gained
-(0.82) but Q15 lost (1.41).
+It pays in one shape: a join on the GROUP BY key of an aggregate over a frame, where the join's
+other side is filtered or the aggregate's result is (HAVING). DataFusion pushes the join's key
+filter, built from the selective side, into that frame's scan, so the aggregate computes only
+the groups the join keeps instead of all of them. That is how a correlated subquery is planned
+(TPC-H Q17: 0.45 of the time with pushdown) and an IN over a grouped subquery with HAVING (Q18:
+0.76). Where the aggregate reads its frame through a WHERE, the WHERE is evaluated row by row
+too, and only a filtered other side pays for that: Q20 (partsupp narrowed by part) 0.80;
+Q15, narrowed only by a HAVING on the aggregate's own result, 1.41.
 """
 
 from __future__ import annotations
@@ -56,14 +56,19 @@ def suited(plan: LogicalPlan) -> Suited:
                 name = column_name(Expr(pair[side]))
                 if name is None:
                     continue
-                having = _grouped_whole(sides[side], name)
-                if having is None or not (having or _filtered(sides[1 - side])):
+                grouped = _grouped(sides[side], name)
+                if grouped is None:
                     continue
-                why = "its HAVING" if having else "the other side's filter"
+                having, where = grouped
+                filtered = _filtered(sides[1 - side])
+                if not (filtered or (having and not where)):
+                    continue
+                why = "the other side's filter" if filtered else "its HAVING"
+                over = "a frame read through a WHERE" if where else "a whole frame"
                 return Suited(
                     {PUSHDOWN: "true"},
                     f"filters evaluated in the Parquet scan: a join on {name}, the GROUP BY key "
-                    f"of an aggregate over a whole frame, narrowed by {why}",
+                    f"of an aggregate over {over}, narrowed by {why}",
                 )
     return Suited()
 
@@ -81,10 +86,11 @@ def _joins(plan: LogicalPlan) -> Iterator[LogicalPlan]:
         yield from _joins(child)
 
 
-def _grouped_whole(plan: LogicalPlan, name: str) -> bool | None:
+def _grouped(plan: LogicalPlan, name: str) -> tuple[bool, bool] | None:
     """Follow column ``name`` down from ``plan`` through aliases, projections and filters to an
-    aggregate grouped by it that reads one frame with no WHERE: whether a filter (HAVING) was
-    passed on the way, or None when the column does not lead to such an aggregate."""
+    aggregate grouped by it that reads one frame: whether a filter (HAVING) was passed on the
+    way and whether the frame is read through a WHERE, or None when the column does not lead
+    to such an aggregate."""
     having = False
     node = plan
     while True:
@@ -101,20 +107,25 @@ def _grouped_whole(plan: LogicalPlan, name: str) -> bool | None:
             name = found[1]
         elif kind == "Aggregate":
             groups = {column_name(Expr(g)) for g in variant.group_by_exprs()}
-            return having if name in groups and _whole_scan(node.inputs()[0]) else None
+            if name not in groups or (scan := _scan(node.inputs()[0])) is None:
+                return None
+            return having, scan
         else:
             return None
         node = node.inputs()[0]
 
 
-def _whole_scan(plan: LogicalPlan) -> bool:
-    """Whether ``plan`` reads a frame with no filter: one scan, or a union of scans (a view
-    over files), through projections and aliases only."""
+def _scan(plan: LogicalPlan) -> bool | None:
+    """Whether ``plan`` reads one frame (a scan, or a union of scans: a view over files, through
+    projections and aliases) through a WHERE; None when it reads anything else."""
     variant = plan.to_variant()
     kind = type(variant).__name__
-    if kind in ("Projection", "SubqueryAlias", "Union"):
-        return all(_whole_scan(child) for child in plan.inputs())
-    return kind == "TableScan" and not variant.filters()
+    if kind in ("Projection", "SubqueryAlias", "Union", "Filter"):
+        found = [_scan(child) for child in plan.inputs()]
+        if any(f is None for f in found):
+            return None
+        return kind == "Filter" or any(found)
+    return bool(variant.filters()) if kind == "TableScan" else None
 
 
 def _filtered(plan: LogicalPlan) -> bool:
