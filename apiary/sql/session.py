@@ -553,7 +553,9 @@ class SqlSession:
             # written, if it fails too.
             if isinstance(exc, ApiaryError) and not isinstance(exc, MemoryExceededError):
                 raise
-            log.info("CTEs %s not computed first (%s): the query runs as written", once.names, exc)
+            # Apiary's own messages only: DataFusion's may name object URLs.
+            why = str(exc) if isinstance(exc, ApiaryError) else type(exc).__name__
+            log.info("CTEs %s not computed first (%s): the query runs as written", once.names, why)
             for name in kept:
                 execution.catalog(catalog).schema(schema).deregister_table(name)
             bee.result_bytes = before
