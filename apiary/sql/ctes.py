@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from datafusion import LogicalPlan
 
-from apiary.sql.statements import strip
+from apiary.sql.statements import closing, strip
 
 _WITH = re.compile(r"\s*WITH\s+", re.IGNORECASE)
 _HEAD = re.compile(
@@ -113,7 +113,7 @@ def _split(sql: str) -> tuple[list[_Cte], str] | None:
         head = _HEAD.match(text, pos)
         if head is None:
             return None
-        end = _closing(text, head.end() - 1)
+        end = closing(text, head.end() - 1)
         if end is None:
             return None
         name = head["name"].lower() if head["name"] else None  # a quoted name stays in place
@@ -123,24 +123,6 @@ def _split(sql: str) -> tuple[list[_Cte], str] | None:
             main = text[after:]
             return (ctes, main) if main else None
         pos = _SPACE.match(text, after + 1).end()  # type: ignore[union-attr]
-
-
-def _closing(text: str, opening: int) -> int | None:
-    """Where the parenthesis opened at ``opening`` closes, outside quotes; None if never."""
-    depth, quote = 0, ""
-    for i in range(opening, len(text)):
-        ch = text[i]
-        if quote:
-            quote = "" if ch == quote else quote  # a doubled quote closes and reopens
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                return i
-    return None
 
 
 def _tree(plan_text: str) -> _Node:

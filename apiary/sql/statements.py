@@ -302,21 +302,40 @@ def balanced(text: str) -> bool:
 
     A condition or SET expression is pasted into generated SQL inside parentheses, so one that
     is not (``x) OR (TRUE``, ``x --``) could change what the generated SQL means."""
-    depth, quote = 0, ""
-    for i, ch in enumerate(text):
+    chars, open_quote = _unquoted(text)
+    depth = 0
+    for i, ch in chars:
+        if ch == ";" or text[i : i + 2] in ("--", "/*"):
+            return False
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    return depth == 0 and not open_quote
+
+
+def closing(text: str, opening: int) -> int | None:
+    """Where the parenthesis opened at ``opening`` closes, outside quotes; None if never."""
+    depth = 0
+    for i, ch in _unquoted(text, opening)[0]:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth == 0:
+            return i
+    return None
+
+
+def _unquoted(text: str, start: int = 0) -> tuple[list[tuple[int, str]], bool]:
+    """The characters of ``text`` from ``start`` outside quotes ('...', "...") with their
+    positions, and whether a quote is left open at the end."""
+    chars, quote = [], ""
+    for i in range(start, len(text)):
+        ch = text[i]
         if quote:
-            quote = "" if ch == quote else quote
+            quote = "" if ch == quote else quote  # a doubled quote closes and reopens
         elif ch in "'\"":
             quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth < 0:
-                return False
-        elif ch == ";" or text[i : i + 2] in ("--", "/*"):
-            return False
-    return depth == 0 and not quote
+        else:
+            chars.append((i, ch))
+    return chars, bool(quote)
 
 
 def _find_keyword(text: str, word: str) -> int | None:
