@@ -473,14 +473,17 @@ class SqlSession:
         location, credentials = self.context.location(), self.context.credentials
 
         phase = self.last.phase
+        # The bee session's default catalog and schema: where bare names resolve, and where a
+        # CTE computed first is kept.
+        home = (self.hive or "datafusion", (self.box or "public") if self.hive else "public")
 
         def run(bee: Any) -> pa.Table | None:
             # Inside a bee: its memory budget and spill folder, and the task deadline.
             with phase("registration"):
                 shape = self._shape(bee, chosen)
                 execution = bee.session(
-                    catalog=self.hive,
-                    schema=(self.box or "public") if self.hive else None,
+                    catalog=home[0],
+                    schema=home[1],
                     partitions=pool.size,
                     reach=Reach(location, credentials),
                     shape=shape,
@@ -500,7 +503,11 @@ class SqlSession:
             try:
                 with phase("execution"):
                     text, optimized = sql, None if query.explain else plan
-                    if once is not None and not query.explain and self._first(execution, bee, once):
+                    if (
+                        once is not None
+                        and not query.explain
+                        and self._first(execution, bee, once, home)
+                    ):
                         text, optimized = once.main, None
                     df = execution.sql_with_options(text, READ_ONLY)
                     if sink is None:
@@ -535,12 +542,14 @@ class SqlSession:
         self.last.computed_once = once.names
         return once
 
-    def _first(self, execution: SessionContext, bee: Any, once: Once) -> bool:
+    def _first(
+        self, execution: SessionContext, bee: Any, once: Once, home: tuple[str, str]
+    ) -> bool:
         """Compute ``once``'s CTEs in ``execution`` and keep each as a table of its name in the
-        default hive and box; False (nothing kept) if one cannot be, and the query then runs
-        as written: a CTE's rows larger than the bee's budget may still be fine as a stream."""
-        catalog = self.hive or "datafusion"
-        schema = (self.box or "public") if self.hive else "public"
+        session's default catalog and schema (``home``); False (nothing kept) if one cannot be,
+        and the query then runs as written: a CTE's rows larger than the bee's budget may still
+        be fine as a stream."""
+        catalog, schema = home
         before, kept = bee.result_bytes, []
         try:
             for name, text in once.first:
