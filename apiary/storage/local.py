@@ -38,7 +38,7 @@ def make_store(location: Location, *, create: bool = True) -> LocalStore:
 
 # obstore's LocalStore writes a put to "<name>#<n>" and renames it when complete; listings hide
 # such names, so the staged file of a writer killed in between is found only by walking the disk.
-_STAGED = re.compile(r"[^#]+#\d+")
+STAGED = re.compile(r"[^#]+#\d+")
 
 
 def staged_uploads(location: Location, prefix: str) -> list[ObjectInfo]:
@@ -51,7 +51,7 @@ def staged_uploads(location: Location, prefix: str) -> list[ObjectInfo]:
     root = Path(location.path)
     found = []
     for path in (root / prefix).rglob("*#*"):
-        if _STAGED.fullmatch(path.name) and path.is_file():
+        if STAGED.fullmatch(path.name) and path.is_file():
             stat = path.stat()
             modified = datetime.fromtimestamp(stat.st_mtime, tz=UTC)
             found.append(ObjectInfo(path.relative_to(root).as_posix(), stat.st_size, modified))
@@ -60,6 +60,6 @@ def staged_uploads(location: Location, prefix: str) -> list[ObjectInfo]:
 
 def delete_staged(location: Location, key: str) -> None:
     """Remove one staged upload found by :func:`staged_uploads` (already gone is fine)."""
-    if not _STAGED.fullmatch(key.rsplit("/", 1)[-1]):
+    if not STAGED.fullmatch(key.rsplit("/", 1)[-1]):
         raise ValueError(f"{key} is not a staged upload")
     (Path(location.path) / key).unlink(missing_ok=True)

@@ -7,7 +7,9 @@ calls). A poller then waits for the kernel or its timer, whichever comes first; 
 stays, so a missed event (a network filesystem, an unknown kernel) only costs latency.
 
 Only the presence of a change is reported, never what it is: the poller lists the folder as
-it would have anyway, so nothing read from an event is trusted.
+it would have anyway, so nothing read from an event is trusted. A local put first writes a
+staged file (``name#n``, hidden from listings) and renames it; the staged file's appearance
+wakes nobody, since a listing would not show it yet.
 """
 
 from __future__ import annotations
@@ -15,14 +17,17 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import select
 import struct
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Protocol
 
+from apiary.storage.local import STAGED
 from apiary.storage.uri import Location
 
 _IN_MOVED_TO = 0x80
@@ -33,9 +38,15 @@ _IN_ONLYDIR = 0x01000000
 _MASK = _IN_CREATE | _IN_MOVED_TO | _IN_ONLYDIR
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of name
 MAX_WATCHED = 1024  # folders watched at most (each live query has one)
+# Seconds between a poller's looks at least, when the kernel notifies: the timer then only backs
+# up a missed event and notices what makes no event (a dead node, a timeout, a cancel). Looks
+# every few ms took CPU from the bee working on the same core.
+BACKSTOP = 0.1
 
 
 class Watch(Protocol):
+    notifies: bool  # True when the kernel wakes the waiter; False: only time and pokes do
+
     def wait(self, timeout: float) -> bool:
         """Block until something appeared, :meth:`poke` was called, or ``timeout`` seconds
         passed; True unless the time simply ran out."""
@@ -50,6 +61,8 @@ class Watch(Protocol):
 
 class Timer:
     """No notifications: ``wait`` sleeps its timeout unless poked."""
+
+    notifies = False
 
     def __init__(self) -> None:
         self._event = threading.Event()
@@ -89,6 +102,12 @@ def watch_folder(location: Location, folder: str) -> Watch:
         return Timer()
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    # find_library runs `ldconfig -p` in a subprocess (~1 ms): once per process, not per watch.
+    return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
 class Inotify:
     """Files created or renamed into ``root/prefix/<folder>/``, and the folders themselves;
     without ``tree``, files in ``root/prefix`` alone (which must exist).
@@ -99,9 +118,10 @@ class Inotify:
     reported.
     """
 
+    notifies = True
+
     def __init__(self, root: Path, prefix: str, *, tree: bool = True) -> None:
-        name = ctypes.util.find_library("c")
-        self._libc = ctypes.CDLL(name, use_errno=True)
+        self._libc = _libc()
         fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
         if fd < 0:
             raise OSError(ctypes.get_errno(), "inotify_init1 failed")
@@ -141,26 +161,33 @@ class Inotify:
                     self._add(Path(entry.path))
 
     def wait(self, timeout: float) -> bool:
-        try:
-            ready, _, _ = select.select([self._fd, self._read_end], [], [], max(timeout, 0))
-        except (OSError, ValueError):  # closed meanwhile
-            return True
-        if not ready:
-            return False
-        with self._lock:
-            if self._read_end in ready:
-                with contextlib.suppress(OSError):
-                    os.read(self._read_end, 4096)
-            if self._fd in ready:
-                self._drain()
-        return True
+        deadline = time.monotonic() + max(timeout, 0)
+        while True:
+            try:
+                ready, _, _ = select.select(
+                    [self._fd, self._read_end], [], [], max(deadline - time.monotonic(), 0)
+                )
+            except (OSError, ValueError):  # closed meanwhile
+                return True
+            if not ready:
+                return False
+            with self._lock:
+                poked = self._read_end in ready
+                if poked:
+                    with contextlib.suppress(OSError):
+                        os.read(self._read_end, 4096)
+                noticed = self._fd in ready and self._drain()
+                if poked or noticed:
+                    return True
 
-    def _drain(self) -> None:
+    def _drain(self) -> bool:
+        """Read every pending event; True if any was more than a staged upload appearing."""
+        seen = False
         while True:
             try:
                 data = os.read(self._fd, 65536)
             except (BlockingIOError, OSError):
-                return
+                return seen
             offset = 0
             while offset + _EVENT.size <= len(data):
                 wd, mask, _, length = _EVENT.unpack_from(data, offset)
@@ -171,6 +198,7 @@ class Inotify:
                 if mask & _IN_IGNORED:
                     self._folders.pop(wd, None)  # its folder was removed
                     continue
+                seen = seen or not STAGED.fullmatch(name)
                 if folder is None or not mask & _IN_ISDIR or not name or "/" in name:
                     continue
                 if folder == self._root:

@@ -22,7 +22,7 @@ import pyarrow as pa
 from apiary.errors import QueryCancelledError, TaskAbandonedError
 from apiary.ledger import CellMeta
 from apiary.storage import Storage
-from apiary.storage.watch import Timer, Watch, watch_folder
+from apiary.storage.watch import BACKSTOP, Timer, Watch, watch_folder
 from apiary.swarm.manifest import (
     Attempt,
     CellRef,
@@ -214,10 +214,13 @@ class Coordinator:
 
     def _interval(self) -> float:
         """While this node's own bees work, look now and then (the answers that matter come
-        later); once they are done this node only waits, so look at ``wait_interval``."""
+        later); once they are done this node only waits, so look at ``wait_interval``. Where
+        the kernel wakes the wait (an answer landing, an own task ending), the timer is only a
+        backstop: a look every few ms on the core the own task ran on slowed it."""
         running = [r for r in self._local_runs if isinstance(r, Future) and not r.done()]
         self._local_runs = running
-        return self.poll_interval if running else self.wait_interval
+        interval = self.poll_interval if running else self.wait_interval
+        return max(interval, BACKSTOP) if self._wake.notifies else interval
 
     def _collect(
         self, manifest: Manifest, cancel: threading.Event | None

@@ -36,7 +36,7 @@ from apiary.sql.sources import (
 )
 from apiary.sql.tuning import Suited, applied, suited
 from apiary.storage import ObjectInfo, Storage
-from apiary.storage.watch import Timer, Watch, watch
+from apiary.storage.watch import BACKSTOP, Timer, Watch, watch
 from apiary.swarm.manifest import (
     MAX_MANIFEST_BYTES,
     QUERIES,
@@ -143,7 +143,7 @@ class Worker:
             return self.idle_poll_interval
         if self._busy >= self._slots:
             return max(self.poll_interval, BUSY_POLL)
-        return self.poll_interval
+        return max(self.poll_interval, BACKSTOP) if self._watch.notifies else self.poll_interval
 
     def _run(self) -> None:
         while True:

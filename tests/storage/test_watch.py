@@ -82,3 +82,24 @@ def test_one_folder_is_watched_for_files_landing_in_it(tmp_path: Path) -> None:
         writer.join()
     finally:
         watching.close()
+
+
+def test_a_staged_upload_wakes_nobody_until_it_lands(tmp_path: Path) -> None:
+    """A local put writes ``name#n`` first and renames it when complete. A listing shows only
+    the completed name, so only the rename is worth a look (each look took CPU from the bee
+    working on the same core)."""
+    storage = open_storage(str(tmp_path / "root"))
+    storage.put("_queries/q1/manifest.json", b"{}")
+    folder = tmp_path / "root" / "_queries" / "q1"
+    watching = watch_folder(storage.location, "_queries/q1")
+    try:
+        assert watching.notifies and not Timer().notifies
+        (folder / "t0000.n2.arrow#7").write_bytes(b"half an answer")
+        assert watching.wait(0.2) is False  # nothing a listing would show
+        mover = _later(lambda: (folder / "t0000.n2.arrow#7").rename(folder / "t0000.n2.arrow"))
+        assert watching.wait(LONG) is True
+        mover.join()
+        listed = sorted(o.path for o in storage.list("_queries/q1"))
+        assert listed == ["_queries/q1/manifest.json", "_queries/q1/t0000.n2.arrow"]
+    finally:
+        watching.close()
