@@ -21,6 +21,7 @@ from support.nodes import start_apiary_node, stop_all, use_short_timings
 
 from apiary import Apiary
 from apiary.errors import SqlError
+from apiary.runtime.sealed import unstoppable
 from apiary.sql.readonly import check_read_only
 from apiary.sql.tuning import PUSHDOWN
 from apiary.swarm.manifest import QUERIES, Manifest, error_path, manifest_path, result_path
@@ -276,13 +277,34 @@ GROUPED_JOIN = (  # a join on the GROUP BY key of an aggregate over the whole fr
 def test_a_fragment_gets_the_options_its_shape_suits_as_on_one_node(farm) -> None:
     ap, worker, cells = farm
     plain = Manifest.model_validate(manifest("q" * 32, cells))
-    assert check_fragment(plain).options == {}
+    assert check_fragment(plain).suited.options == {}
     qid = uuid.uuid4().hex
     body = manifest(qid, cells, fragment_sql=GROUPED_JOIN)
-    assert check_fragment(Manifest.model_validate(body)).options == {PUSHDOWN: "true"}
+    assert check_fragment(Manifest.model_validate(body)).suited.options == {PUSHDOWN: "true"}
     ap.storage.put(manifest_path(qid), json.dumps(body).encode())
     assert worker.poll() == 1
     result = pa.ipc.open_stream(ap.storage.get(result_path(qid, "t0000", NODE))).read_all()
     assert sorted(result.to_pylist(), key=lambda r: r["v"]) == [
         {"v": v, "n": 1} for v in [*range(10), *range(100, 110)]
     ]
+
+
+def test_a_task_with_a_join_no_equality_can_stop_runs_sealed(farm, caplog) -> None:
+    """A bee runs a join DataFusion cannot stop in a killable child. It tells one from the
+    plan checked against stand-ins (not by optimising the fragment again for each task)."""
+    ap, _, cells = farm
+    worker = Worker(ap.storage, NODE, pool=ap.pool)
+    cross = (
+        "SELECT count(*) AS q0 FROM farm.sensors.temps a "
+        "JOIN farm.sensors.temps b ON a.v < b.v"  # no equality: a nested-loop join
+    )
+    body = manifest(uuid.uuid4().hex, cells, fragment_sql=cross)
+    checked = check_fragment(Manifest.model_validate(body))
+    assert unstoppable(None, checked.plan) == "NestedLoopJoinExec"  # type: ignore[arg-type]
+    caplog.set_level(logging.INFO, logger="apiary.bees")
+    ap.storage.put(manifest_path(body["query_id"]), json.dumps(body).encode())
+    assert worker.poll() == 1
+    result = ap.storage.get(result_path(body["query_id"], "t0000", NODE))
+    # The driving frame's two cells (all 20 rows) against the whole frame: 20 * 19 / 2 pairs.
+    assert pa.ipc.open_stream(result).read_all().to_pylist() == [{"q0": 190}]
+    assert "runs in a sealed child" in caplog.text
