@@ -111,8 +111,8 @@ def _by_kernel(
     data: pa.Table, groups: list[str], needed: dict[str, tuple[str, str]]
 ) -> pa.Table | None:
     """The partials merged by pyarrow's own kernels, or None where they would differ from
-    DataFusion: MIN/MAX of floats (pyarrow passes over NaN, DataFusion orders it last) and
-    types pyarrow has no kernel for."""
+    DataFusion's (MIN/MAX of floats: pyarrow passes over NaN, DataFusion does not), where
+    pyarrow has no kernel for a type, or where DataFusion is faster (many rows)."""
     if data.num_rows > KERNEL_ROWS:
         return None
     for column, (_, how) in needed.items():
@@ -136,10 +136,8 @@ def _by_kernel(
 
 def _picked(rows: pa.Table, split: Split) -> pa.Table | None:
     """The nodes above the split point applied by pyarrow, when all they do is pick, rename,
-    order (by columns that are not floats: NaN sorts apart) and cut rows; None when one
-    computes anything, for DataFusion to replay."""
-    if rows.num_rows > PICK_ROWS:
-        return None
+    order (a few rows, by columns that are not floats: NaN sorts apart) and cut rows; None
+    when one computes anything, for DataFusion to replay."""
     fields = list(split.fields)
     for node in reversed(split.upper):
         kind = type(node).__name__
@@ -162,6 +160,8 @@ def _picked(rows: pa.Table, split: Split) -> pa.Table | None:
         elif kind == "SubqueryAlias":
             fields = [OutField(node.alias(), out.name) for out in fields]
         elif kind == "Sort":
+            if rows.num_rows > PICK_ROWS:
+                return None
             keys: list[tuple[str, str, str]] = []
             for sort_expr in node.sort_exprs():
                 index = _column_index(expr_variant(Expr(sort_expr.expr())), fields)
@@ -192,7 +192,11 @@ def _column_index(variant: Any, fields: list[OutField]) -> int | None:
     cannot be told apart."""
     if type(variant).__name__ != "Column":
         return None
-    qualifier, name = variant.relation(), variant.name()
+    return _field_index(variant.relation(), variant.name(), fields)
+
+
+def _field_index(qualifier: str | None, name: str, fields: list[OutField]) -> int | None:
+    """Which of ``fields`` is ``name`` (of ``qualifier``, when given); None unless just one."""
     matches = [
         i
         for i, out in enumerate(fields)
@@ -279,12 +283,7 @@ def _source_column(expr: Expr, below: Sequence[Any], fields: list[OutField]) -> 
         if found is None:
             return None
         qualifier, name = found
-    matches = [
-        i
-        for i, out in enumerate(fields)
-        if out.name == name and (qualifier is None or out.qualifier == qualifier)
-    ]
-    return matches[0] if len(matches) == 1 else None
+    return _field_index(qualifier, name, fields)
 
 
 def _qualified(ctx: SessionContext, rows: pa.Table, fields: list[OutField]) -> DataFrame:
