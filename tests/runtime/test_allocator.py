@@ -41,17 +41,18 @@ def _thp_enabled(pid: int) -> str:
     raise AssertionError("the kernel reports no THP_enabled for the process")
 
 
+def _reported(code: str, **extra: str) -> str:
+    """What a fresh Python running ``code`` prints, with ``extra`` in its environment."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(**extra), timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
 def test_a_process_using_apiary_has_huge_pages_off_and_can_turn_them_back_on() -> None:
-    for extra, expected in (({}, "0"), ({"MIMALLOC_ALLOW_THP": "1"}, "1")):
-        done = subprocess.run(
-            [sys.executable, "-c", IMPORT_THEN_REPORT],
-            capture_output=True,
-            text=True,
-            env=_env(**extra),
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.strip() == expected, (extra, done.stdout, done.stderr)
+    assert _reported(IMPORT_THEN_REPORT) == "0"
+    assert _reported(IMPORT_THEN_REPORT, MIMALLOC_ALLOW_THP="1") == "1"
 
 
 def test_a_running_node_has_huge_pages_off(tmp_path: Path) -> None:
@@ -84,13 +85,5 @@ def test_freed_memory_is_kept_for_reuse_for_a_second_unless_the_user_says_otherw
         "datafusion.SessionContext().sql('SELECT 1').collect()\n"
         "print(os.environ['MIMALLOC_PURGE_DELAY'])"
     )
-    for extra, expected in (({}, "1000"), ({"MIMALLOC_PURGE_DELAY": "10"}, "10")):
-        done = subprocess.run(
-            [sys.executable, "-c", report],
-            capture_output=True,
-            text=True,
-            env=_env(**extra),
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.strip() == expected, (extra, done.stdout, done.stderr)
+    assert _reported(report) == "1000"
+    assert _reported(report, MIMALLOC_PURGE_DELAY="10") == "10"
