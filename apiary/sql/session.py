@@ -337,10 +337,14 @@ class SqlSession:
     # -- queries -------------------------------------------------------------------------------
 
     def _config(self) -> SessionConfig:
-        config = SessionConfig()
-        if self.hive:
-            config = config.with_default_catalog_and_schema(self.hive, self.box or "public")
-        return config
+        return SessionConfig().with_default_catalog_and_schema(*self._home())
+
+    def _home(self) -> tuple[str, str]:
+        """The default catalog and schema, where bare names resolve (DataFusion's own
+        ``datafusion.public`` before USE HIVE): where a CTE computed first is kept, too."""
+        if not self.hive:
+            return "datafusion", "public"
+        return self.hive, self.box or "public"
 
     def _frame(self, hive: str, box: str, name: str, state: RegistryState | None = None) -> Frame:
         if state is None:
@@ -473,9 +477,7 @@ class SqlSession:
         location, credentials = self.context.location(), self.context.credentials
 
         phase = self.last.phase
-        # The bee session's default catalog and schema: where bare names resolve, and where a
-        # CTE computed first is kept.
-        home = (self.hive or "datafusion", (self.box or "public") if self.hive else "public")
+        home = self._home()
 
         def run(bee: Any) -> pa.Table | None:
             # Inside a bee: its memory budget and spill folder, and the task deadline.
@@ -536,7 +538,7 @@ class SqlSession:
         once = computed_once(query.sql, plan)
         if once is None:
             return None
-        home = (self.hive, self.box)
+        home = self._home()
         if any((p.hive, p.box) == home and p.table.lower() in once.names for p in pinned):
             return None
         self.last.computed_once = once.names

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pyarrow as pa
@@ -207,3 +208,28 @@ def test_a_cte_computed_once_feeds_a_join_without_equality_and_an_insert(ap: Api
     assert ap.read_from_frame("h", "b", "tops").column("s").to_pylist() == [top] * len(
         [s for s in sums.values() if s == top]
     )
+
+
+def test_a_cte_named_like_a_frame_of_the_default_box_public_stays_inline(
+    ap: Apiary, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After USE HIVE alone, bare names resolve in the box ``public``: a frame there named like
+    the CTE keeps the CTE inline too. It is not computed first at all (its rows could not be
+    kept under the frame's name, so that work would be thrown away)."""
+    caplog.set_level(logging.INFO, logger="apiary.sql.session")
+    ap.create_hive("g")
+    ap.create_box("g", "public")
+    ap.create_frame("g", "public", "readings", {"device": "string", "v": "int64"})
+    ap.write_to_frame("g", "public", "readings", ap.read_from_frame("h", "b", "readings"))
+    ap.sql("USE HIVE g")  # another hive, no box yet: bare names resolve in g.public
+    sql = (
+        "WITH readings AS (SELECT device, sum(v) AS v FROM g.public.readings GROUP BY device), "
+        "raw AS (SELECT count(*) AS rows FROM g.public.readings) "
+        "SELECT count(*) AS n, max(raw.rows) AS rows FROM readings a "
+        "JOIN readings b ON a.v = b.v CROSS JOIN raw"
+    )
+    sums = totals(all_rows(ap))
+    expected = sum(1 for a in sums.values() for b in sums.values() if a == b)
+    assert ap.sql(sql).to_pylist() == [{"n": expected, "rows": 1200}]
+    assert ap.last_query.computed_once == []
+    assert "not computed first" not in caplog.text
