@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from apiary.storage import open_storage
 from apiary.storage.uri import parse_location
-from apiary.storage.watch import Inotify, Timer, watch, watch_folder
+from apiary.storage.watch import Inotify, Timer, Watch, watch, watch_folder
 
 LONG = 30.0  # a wait this long ends by an event; the test fails if it runs out instead
 
 
-def _later(action, delay: float = 0.05) -> threading.Thread:
-    thread = threading.Thread(target=lambda: (time.sleep(delay), action()))
+def _wakes(watching: Watch, action: Callable[[], object]) -> None:
+    """``action`` done from another thread while ``watching`` waits ends the wait early."""
+    thread = threading.Thread(target=lambda: (time.sleep(0.05), action()))
     thread.start()
-    return thread
+    try:
+        assert watching.wait(LONG) is True
+    finally:
+        thread.join()
 
 
 def test_a_manifest_written_by_another_writer_wakes_the_watch(tmp_path: Path) -> None:
@@ -29,24 +34,18 @@ def test_a_manifest_written_by_another_writer_wakes_the_watch(tmp_path: Path) ->
     try:
         assert isinstance(watching, Inotify)  # Linux, as every Apiary node runs
         assert watching.wait(0.01) is False  # nothing happened: the time ran out
-        writer = _later(lambda: storage.put("_queries/q1/manifest.json", b"{}"))
-        assert watching.wait(LONG) is True
-        writer.join()
+        _wakes(watching, lambda: storage.put("_queries/q1/manifest.json", b"{}"))
         # The folder empties and goes (a local store removes emptied folders), then a new
         # query makes it again: still seen.
         storage.delete("_queries/q1/manifest.json")
         while watching.wait(0.05):
             pass  # the deletion's own events, if any
         assert not (tmp_path / "root" / "_queries").exists()
-        writer = _later(lambda: storage.put("_queries/q2/manifest.json", b"{}"))
-        assert watching.wait(LONG) is True
-        writer.join()
+        _wakes(watching, lambda: storage.put("_queries/q2/manifest.json", b"{}"))
         # A file added to a query folder that already exists (a partial result) is seen too.
         while watching.wait(0.05):
             pass
-        writer = _later(lambda: storage.put("_queries/q2/t0000.n1.arrow", b"partial"))
-        assert watching.wait(LONG) is True
-        writer.join()
+        _wakes(watching, lambda: storage.put("_queries/q2/t0000.n1.arrow", b"partial"))
     finally:
         watching.close()
 
@@ -54,9 +53,7 @@ def test_a_manifest_written_by_another_writer_wakes_the_watch(tmp_path: Path) ->
 def test_a_poke_wakes_a_wait_on_any_backend(tmp_path: Path) -> None:
     for watching in (watch(open_storage(str(tmp_path / "root")).location, "_queries"), Timer()):
         try:
-            poker = _later(watching.poke)
-            assert watching.wait(LONG) is True
-            poker.join()
+            _wakes(watching, watching.poke)
             assert watching.wait(0.01) is False  # the poke was used up
         finally:
             watching.close()
@@ -77,9 +74,7 @@ def test_one_folder_is_watched_for_files_landing_in_it(tmp_path: Path) -> None:
     try:
         assert isinstance(watching, Inotify)
         assert watching.wait(0.01) is False
-        writer = _later(lambda: storage.put("_queries/q1/t0000.n2.arrow", b"answer"))
-        assert watching.wait(LONG) is True
-        writer.join()
+        _wakes(watching, lambda: storage.put("_queries/q1/t0000.n2.arrow", b"answer"))
     finally:
         watching.close()
 
@@ -96,9 +91,7 @@ def test_a_staged_upload_wakes_nobody_until_it_lands(tmp_path: Path) -> None:
         assert watching.notifies and not Timer().notifies
         (folder / "t0000.n2.arrow#7").write_bytes(b"half an answer")
         assert watching.wait(0.2) is False  # nothing a listing would show
-        mover = _later(lambda: (folder / "t0000.n2.arrow#7").rename(folder / "t0000.n2.arrow"))
-        assert watching.wait(LONG) is True
-        mover.join()
+        _wakes(watching, lambda: (folder / "t0000.n2.arrow#7").rename(folder / "t0000.n2.arrow"))
         listed = sorted(o.path for o in storage.list("_queries/q1"))
         assert listed == ["_queries/q1/manifest.json", "_queries/q1/t0000.n2.arrow"]
     finally:
