@@ -78,6 +78,14 @@ class Storage:
         self.bytes["get"] += len(data)
         return data
 
+    def get_buffer(self, path: str) -> memoryview:
+        """An object's bytes, left in the storage client's buffer (no copy into Python bytes:
+        for large objects parsed by Arrow)."""
+        self.counters["get"] += 1
+        data = self._call("get", path, lambda: memoryview(obstore.get(self.store, path).bytes()))
+        self.bytes["get"] += len(data)
+        return data
+
     def get_range(self, path: str, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of an object."""
         self.counters["get_range"] += 1
@@ -117,7 +125,7 @@ class Storage:
 
     # -- writes ----------------------------------------------------------------------------
 
-    def put(self, path: str, data: bytes) -> None:
+    def put(self, path: str, data: bytes | memoryview) -> None:
         """Write or replace an object (idempotent, so retried freely)."""
         self.counters["put"] += 1
         self._call("put", path, lambda: obstore.put(self.store, path, data))

@@ -9,7 +9,9 @@ stays, so a missed event (a network filesystem, an unknown kernel) only costs la
 Only the presence of a change is reported, never what it is: the poller lists the folder as
 it would have anyway, so nothing read from an event is trusted. A local put first writes a
 staged file (``name#n``, hidden from listings) and renames it; the staged file's appearance
-wakes nobody, since a listing would not show it yet.
+wakes nobody, since a listing would not show it yet. A poller that only acts on files of
+some names (a worker: manifests) is woken by those alone: another node's answer landing woke
+every worker, whose look then took CPU from the task running on its core.
 """
 
 from __future__ import annotations
@@ -79,13 +81,14 @@ class Timer:
         self._event.set()
 
 
-def watch(location: Location, prefix: str) -> Watch:
-    """A watch on ``prefix`` (one folder name at the root) and the folders made in it; a
-    :class:`Timer` where the kernel cannot tell (not a local root, not Linux, no inotify)."""
+def watch(location: Location, prefix: str, names: frozenset[str] | None = None) -> Watch:
+    """A watch on ``prefix`` (one folder name at the root) and the folders made in it, woken
+    by files of ``names`` only (None: any file, and any new folder); a :class:`Timer` where
+    the kernel cannot tell (not a local root, not Linux, no inotify)."""
     if location.scheme != "file" or not sys.platform.startswith("linux") or "/" in prefix:
         return Timer()
     try:
-        return Inotify(Path(location.path), prefix)
+        return Inotify(Path(location.path), prefix, names=names)
     except OSError:
         return Timer()
 
@@ -120,7 +123,9 @@ class Inotify:
 
     notifies = True
 
-    def __init__(self, root: Path, prefix: str, *, tree: bool = True) -> None:
+    def __init__(
+        self, root: Path, prefix: str, *, tree: bool = True, names: frozenset[str] | None = None
+    ) -> None:
         self._libc = _libc()
         fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
         if fd < 0:
@@ -129,6 +134,7 @@ class Inotify:
         self._read_end, self._write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._root = root
         self._prefix = prefix
+        self._names = names
         self._folders: dict[int, Path] = {}  # watch descriptor -> folder
         self._lock = threading.Lock()
         try:
@@ -151,14 +157,32 @@ class Inotify:
         self._folders[wd] = folder
         return True
 
-    def _add_folder(self, top: Path) -> None:
-        """Watch ``top`` (the prefix folder) and the folders already in it."""
+    def _add_folder(self, top: Path) -> bool:
+        """Watch ``top`` (the prefix folder) and the folders already in it; True if one of
+        them already holds a file worth waking for."""
         if not self._add(top):
-            return
+            return False
+        found = False
         with contextlib.suppress(OSError):
             for entry in os.scandir(top):
                 if entry.is_dir(follow_symlinks=False):
-                    self._add(Path(entry.path))
+                    found = self._add_query_folder(Path(entry.path)) or found
+        return found
+
+    def _add_query_folder(self, folder: Path) -> bool:
+        """Watch a folder made in the prefix; True if it is worth waking for: any new folder,
+        or, with ``names``, one already holding such a file (written before the watch was
+        added, so no event of its own tells)."""
+        if not self._add(folder) or self._names is None:
+            return self._names is None
+        with contextlib.suppress(OSError):
+            return any(entry.name in self._names for entry in os.scandir(folder))
+        return False
+
+    def _wanted(self, name: str) -> bool:
+        if self._names is not None:
+            return name in self._names
+        return not STAGED.fullmatch(name)
 
     def wait(self, timeout: float) -> bool:
         deadline = time.monotonic() + max(timeout, 0)
@@ -198,14 +222,13 @@ class Inotify:
                 if mask & _IN_IGNORED:
                     self._folders.pop(wd, None)  # its folder was removed
                     continue
-                seen = seen or not STAGED.fullmatch(name)
                 if folder is None or not mask & _IN_ISDIR or not name or "/" in name:
-                    continue
-                if folder == self._root:
+                    seen = seen or self._wanted(name)
+                elif folder == self._root:
                     if name == self._prefix:
-                        self._add_folder(folder / name)
+                        seen = self._add_folder(folder / name) or seen
                 elif folder == self._root / self._prefix:
-                    self._add(folder / name)
+                    seen = self._add_query_folder(folder / name) or seen
 
     def poke(self) -> None:
         with contextlib.suppress(OSError):

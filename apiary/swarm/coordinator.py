@@ -281,4 +281,4 @@ class Coordinator:
 
 
 def _read_ipc(storage: Storage, path: str) -> pa.Table:
-    return pa.ipc.open_stream(storage.get(path)).read_all()
+    return pa.ipc.open_stream(pa.py_buffer(storage.get_buffer(path))).read_all()

@@ -35,6 +35,7 @@ from apiary.errors import SerializationError
 from apiary.names import validate_name
 
 QUERIES = "_queries"
+MANIFEST = "manifest.json"  # the one file in a query folder that can give a node work
 
 # Bounds well above what a coordinator writes (one task per bee, a frame's cells), so a
 # hostile manifest cannot make a worker parse, download or plan without limit.
@@ -246,13 +247,13 @@ def _describe(exc: ValidationError) -> str:
 def query_id_in(path: str) -> str | None:
     """The query id of ``_queries/<id>/manifest.json``, or None unless it is a safe token."""
     parts = path.split("/")
-    if len(parts) == 3 and parts[0] == QUERIES and parts[2] == "manifest.json":
+    if len(parts) == 3 and parts[0] == QUERIES and parts[2] == MANIFEST:
         return parts[1] if is_token(parts[1]) else None
     return None
 
 
 def manifest_path(query_id: str) -> str:
-    return f"{QUERIES}/{query_id}/manifest.json"
+    return f"{QUERIES}/{query_id}/{MANIFEST}"
 
 
 def result_path(query_id: str, task_id: str, node_id: str) -> str:

@@ -50,6 +50,27 @@ def test_a_manifest_written_by_another_writer_wakes_the_watch(tmp_path: Path) ->
         watching.close()
 
 
+def test_a_watch_for_manifests_sleeps_through_answers_and_heartbeats(tmp_path: Path) -> None:
+    storage = open_storage(str(tmp_path / "root"))
+    watching = watch(storage.location, "_queries", names=frozenset({"manifest.json"}))
+    try:
+        # Written in full before the wait reads an event: the new folders are watched only
+        # then, so the manifest already in them is what must wake the wait.
+        storage.put("_queries/q1/manifest.json", b"{}")
+        assert watching.wait(LONG) is True
+        while watching.wait(0.05):
+            pass
+        storage.put("_queries/q1/t0000.n1.arrow", b"partial")
+        storage.put("_queries/q1/t0001.n1.error.json", b"failed")
+        storage.put("_queries/q9/t0000.n1.arrow", b"a folder with no manifest")
+        storage.put("_heartbeats/n1.json", b"{}")
+        assert watching.wait(0.5) is False  # none of them gives a node work
+        _wakes(watching, lambda: storage.put("_queries/q1/manifest.json", b"{ }"))  # reassigned
+        _wakes(watching, lambda: storage.put("_queries/q2/manifest.json", b"{}"))
+    finally:
+        watching.close()
+
+
 def test_a_poke_wakes_a_wait_on_any_backend(tmp_path: Path) -> None:
     for watching in (watch(open_storage(str(tmp_path / "root")).location, "_queries"), Timer()):
         try:
