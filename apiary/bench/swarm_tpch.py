@@ -3,9 +3,11 @@
 One local root, TPC-H at scale ``sf`` loaded into frames. This process is the coordinator, pinned
 to one core with one bee; the single-node time is this process alone, the two-node time adds one
 ``apiary node`` process pinned to another core (one bee too), so the speedup t1 / t2 says what a
-second machine's worth of cores buys. Caches are warm (every query runs once before timing), the
-two settings run interleaved per query, and each figure is a median. The overhead figure is the
-median extra time of a shared trivial aggregate over the same query run locally.
+second machine's worth of cores buys. Caches are warm (every query runs once on each setting
+before timing). The timed runs go in rounds over all the queries, each query on one node and then
+on two: a stall of this shared machine lasting a few seconds then slows one run of a few queries,
+not every run of one. Each figure is a median. The overhead figure is the median extra time of a
+shared trivial aggregate over the same query run locally.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,11 +81,16 @@ def run(
                     raise TimeoutError("the second node did not come up")
                 time.sleep(0.1)
             pin(node.pid, {other})  # any thread a not yet pinned one started meanwhile
-            rows = []
             chosen = list(queries or sorted(QUERIES))
+            runs = {}
             for i, number in enumerate(chosen):
-                progress(f"Q{number} ({i + 1}/{len(chosen)})")
-                rows.append(_query(ap, number, repeats))
+                progress(f"warming Q{number} ({i + 1}/{len(chosen)})")
+                runs[number] = _warm(ap, number)
+            for round_ in range(repeats):
+                progress(f"round {round_ + 1}/{repeats} of {len(chosen)} queries")
+                for number in chosen:
+                    runs[number].time(ap)
+            rows = [runs[number].row() for number in chosen]
             progress("overhead of sharing a trivial aggregate")
             overhead = _overhead(ap, overhead_runs)
     finally:
@@ -111,32 +119,47 @@ def run(
     }
 
 
-def _query(ap: Apiary, number: int, repeats: int) -> dict[str, Any]:
+def _on(ap: Apiary, query: str, nodes: int) -> Any:
+    ap.settings.distribute_min_cells = 0 if nodes == 1 else 1
+    return ap.sql(query)
+
+
+@dataclass
+class _Runs:
+    """One query's timed runs on one node and on two, and what its warm-up found."""
+
+    number: int
+    info: dict[str, Any]
+    difference: str | None
+    one: list[float] = field(default_factory=list)
+    two: list[float] = field(default_factory=list)
+
+    def time(self, ap: Apiary) -> None:
+        query = QUERIES[self.number]
+        self.one.append(_seconds(lambda: _on(ap, query, 1)))
+        self.two.append(_seconds(lambda: _on(ap, query, 2)))
+
+    def row(self) -> dict[str, Any]:
+        m1, m2 = statistics.median(self.one), statistics.median(self.two)
+        return {
+            "query": self.number,
+            "one_node_s": round(m1, 4),
+            "two_nodes_s": round(m2, 4),
+            "speedup": round(m1 / m2, 3) if m2 else None,
+            "distributed": bool(self.info.get("tasks")),
+            "tasks_per_node": self.info.get("tasks_per_node", {}),
+            "why_not": self.info.get("ran_locally"),
+            "same_answer": self.difference is None,
+            "difference": self.difference,
+        }
+
+
+def _warm(ap: Apiary, number: int) -> _Runs:
+    """Run query ``number`` once on each setting (caches warm) and check the shared answer."""
     query = QUERIES[number]
-
-    def on(nodes: int) -> Any:
-        ap.settings.distribute_min_cells = 0 if nodes == 1 else 1
-        return ap.sql(query)
-
-    one, two = on(1), on(2)  # warm both, and check the shared answer
+    one, two = _on(ap, query, 1), _on(ap, query, 2)
     info = dict(ap.last_query.distribution)
-    difference = result_difference(two, one, has_order_by(query))
-    t1, t2 = [], []
-    for _ in range(repeats):  # interleaved: both see the same machine
-        t1.append(_seconds(lambda: on(1)))
-        t2.append(_seconds(lambda: on(2)))
-    m1, m2 = statistics.median(t1), statistics.median(t2)
-    return {
-        "query": number,
-        "one_node_s": round(m1, 4),
-        "two_nodes_s": round(m2, 4),
-        "speedup": round(m1 / m2, 3) if m2 else None,
-        "distributed": bool(info.get("tasks")),
-        "tasks_per_node": info.get("tasks_per_node", {}),
-        "why_not": info.get("ran_locally"),
-        "same_answer": difference is None,
-        "difference": difference,
-    }
+    return _Runs(number, info, result_difference(two, one, has_order_by(query)))
 
 
 def _overhead(ap: Apiary, runs: int) -> dict[str, Any]:
