@@ -138,6 +138,8 @@ QUERIES = {
     "min(CAST(v AS DOUBLE) / 0.0) AS lo FROM readings GROUP BY tag ORDER BY tag",
     "float-total": "SELECT min(CAST(v AS DOUBLE) / 0.0) AS lo, sum(v) AS s FROM readings",
     "total": "SELECT sum(price) AS s, min(tag) AS lo, max(tag) AS hi, count(*) AS n FROM readings",
+    "by-sensor": "SELECT sensor, sum(price) AS s, count(*) AS n FROM readings GROUP BY sensor "
+    "ORDER BY sensor",
     # the sort key is computed by a function the bindings cannot convert: replayed, not read
     "top-rounded": "SELECT sensor, round(sum(v) * 1.5, 1) AS s FROM readings GROUP BY sensor "
     "ORDER BY s DESC, sensor LIMIT 4",
@@ -251,6 +253,27 @@ def test_a_merge_that_only_adds_picks_and_orders_needs_no_datafusion(
     got, _ = shared(farm, QUERIES[name])
     expected = farm.sql(QUERIES[name])
     assert result_difference(got, expected, ordered="ORDER BY" in QUERIES[name]) is None
+
+
+@pytest.mark.parametrize(("name", "by_datafusion"), [("by-sensor", False), ("nulls-mixed", True)])
+def test_many_partial_groups_keyed_by_strings_are_merged_by_datafusion(
+    farm: Apiary, monkeypatch: pytest.MonkeyPatch, name: str, by_datafusion: bool
+) -> None:
+    """pyarrow hashes string keys slower than DataFusion: past ``KERNEL_STRING_ROWS`` partial
+    rows (here 2) a merge grouped by a string goes to DataFusion; one keyed by integers alone
+    stays with pyarrow. The answer is the same either way."""
+    made = []
+    real = merge_module.SessionContext
+
+    def counted(*args: object, **kwargs: object) -> object:
+        made.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(merge_module, "KERNEL_STRING_ROWS", 2)
+    monkeypatch.setattr(merge_module, "SessionContext", counted)
+    got, _ = shared(farm, QUERIES[name])
+    assert result_difference(got, farm.sql(QUERIES[name]), ordered=True) is None
+    assert bool(made) is by_datafusion
 
 
 @pytest.mark.parametrize("name", ["float-extremes", "float-total"])
