@@ -191,6 +191,13 @@ class Apiary:
         idle = max(self.settings.worker_idle_poll_interval or idle, active)
         return active, idle, busy, waiting
 
+    def flush(self) -> None:
+        """Finish this client's work behind its answers: the folders of shared queries it
+        answered are deleted in the background (the answer does not wait for it); this waits
+        until they are gone."""
+        if self._distributor is not None:
+            self._distributor.close()
+
     def shutdown(self) -> None:
         """Leave the swarm (deleting this node's heartbeat) and close the storage root.
 
@@ -199,6 +206,7 @@ class Apiary:
         """
         atexit.unregister(self.shutdown)
         with self._lock:
+            self.flush()  # answered queries' folders, before the storage goes
             if self._heartbeat is not None:
                 self._heartbeat.stop()
                 self._heartbeat = None

@@ -82,10 +82,12 @@ def run(
                     _wait(lambda n=size: ap.swarm_status()["alive"] >= n, 120, f"{size} nodes")
                     progress(f"{size} node(s): running the query")
                     ap.sql(QUERY)  # warm the nodes' caches, as a running swarm would be
+                    ap.flush()  # its folder's deletion is not the next query's requests
                     proxy.clear_requests()
                     started = time.perf_counter()
                     result = ap.sql(QUERY)
                     seconds = time.perf_counter() - started
+                    ap.flush()  # ...but is this one's
                     info = ap.last_query.distribution
                     runs.append(
                         {

@@ -3,13 +3,17 @@
 The coordinator is whichever client received the SQL. It writes the manifest, then only reads:
 partial results appear as objects, and a task whose node died or did not answer within the
 task timeout is handed to another alive node (up to ``max_attempts`` nodes in all) before the
-query fails with :class:`TaskAbandonedError`. The query folder is deleted when done.
+query fails with :class:`TaskAbandonedError`. The query folder is deleted when done: behind the
+answer (see :class:`Sweeper`), or at once when the query failed or was cancelled, since its
+folder going is what stops its tasks on other nodes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import queue
 import threading
 import time
 import uuid
@@ -133,6 +137,59 @@ def cut(cells: Sequence[CellMeta], count: int) -> list[list[CellMeta]]:
     return [run for run in runs if run]
 
 
+class Sweeper:
+    """Deletes the folders of answered queries behind their answers, on a thread of its own.
+
+    An answer goes back as soon as it is merged: deleting its folder is a listing and a delete
+    per object (round trips on S3; ~1 ms on a local root, most of it removing folders that other
+    nodes watch). A folder a sweep never reached (its process ended first) is swept by the
+    workers like any abandoned one (``Worker._sweep``).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            if self._thread is None:
+                # Each thread has its own queue: a job given after close() never lands behind
+                # the stop of a thread that is ending.
+                self._jobs = queue.SimpleQueue()
+                self._thread = threading.Thread(
+                    target=self._run, args=(self._jobs,), name="apiary-sweep", daemon=True
+                )
+                self._thread.start()
+            self._jobs.put(job)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Finish the sweeps given so far."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            if thread is not None:
+                self._jobs.put(None)
+        if thread is not None:
+            thread.join(timeout)
+
+    @staticmethod
+    def _run(jobs: queue.SimpleQueue[Callable[[], None] | None]) -> None:
+        while (job := jobs.get()) is not None:
+            try:
+                job()
+            except Exception as exc:  # workers sweep what is left, once it is stale
+                log.warning("deleting an answered query's folder failed: %s", exc)
+
+
+def _delete_folder(storage: Storage, query_id: str, owned: contextlib.ExitStack) -> None:
+    """Delete a query's folder; only then may this node's worker read its manifests again."""
+    try:
+        for obj in storage.list(query_folder(query_id)):
+            storage.delete(obj.path)
+    finally:
+        owned.close()
+
+
 @dataclass
 class Outcome:
     results: list[pa.Table]
@@ -154,6 +211,7 @@ class Coordinator:
         wait_interval: float | None = None,
         local: Callable[[Manifest, Task], object] | None = None,
         own: Callable[[str], contextlib.AbstractContextManager[object]] | None = None,
+        sweep: Callable[[Callable[[], None]], None] = lambda job: job(),
     ) -> None:
         self.storage = storage
         self.node_id = node_id
@@ -167,6 +225,8 @@ class Coordinator:
         # Marks a query as this node's own while it runs, so its worker leaves the manifest
         # to this coordinator (``Worker.own``).
         self.own = own
+        # Deletes an answered query's folder (by default at once; a Sweeper does it behind).
+        self.sweep = sweep
         self._local_runs: list[object] = []  # what ``local`` returned: futures, while they run
         # Wakes the wait for answers when one of this node's own tasks ends (its answer is looked
         # for at once instead of at the next poll: 10 ms on a local root, most of what sharing a
@@ -190,7 +250,11 @@ class Coordinator:
             update={"query_id": query_id, "coordinator": self.node_id, "tasks": plan.tasks}
         )
         first_assignment = plan.per_node()
-        with self.own(query_id) if self.own is not None else contextlib.nullcontext():
+        owned = contextlib.ExitStack()  # held until the folder is gone
+        if self.own is not None:
+            owned.enter_context(self.own(query_id))
+        finish = functools.partial(_delete_folder, self.storage, query_id, owned)
+        try:
             self.storage.put(manifest_path(query_id), manifest.to_bytes())
             self._wake = watch_folder(self.storage.location, query_folder(query_id))
             try:
@@ -198,8 +262,10 @@ class Coordinator:
                 results, reassigned = self._collect(manifest, cancel)
             finally:
                 self._wake.close()
-                for obj in self.storage.list(query_folder(query_id)):
-                    self.storage.delete(obj.path)
+        except BaseException:
+            finish()  # at once: the folder going stops the query's tasks on other nodes
+            raise
+        self.sweep(finish)
         return Outcome(results, first_assignment, reassigned, plan.cached_tasks)
 
     def _start_local(self, manifest: Manifest, tasks: Sequence[Task]) -> None:

@@ -25,7 +25,7 @@ from apiary.ledger import CellMeta
 from apiary.sql.context import Decision, PinnedFrame, PlannedQuery
 from apiary.sql.plan import scans
 from apiary.storage import Storage
-from apiary.swarm.coordinator import Coordinator, bees_of, cut
+from apiary.swarm.coordinator import Coordinator, Sweeper, bees_of, cut
 from apiary.swarm.cost import Estimate, estimate
 from apiary.swarm.keys import in_key_order, key_range, within
 from apiary.swarm.manifest import CellRef, FrameRef, KeyRange, Manifest, Task
@@ -90,6 +90,11 @@ class Distributor:
         # Splits of plans seen lately (a dashboard repeats its queries; splitting costs 3-15 ms).
         self._splits: OrderedDict[tuple[Any, ...], Split | NotDistributable] = OrderedDict()
         self._lock = threading.Lock()  # a served node decides for several clients at once
+        self._sweeper = Sweeper()  # answered queries' folders, deleted behind their answers
+
+    def close(self) -> None:
+        """Finish deleting the folders of queries answered so far."""
+        self._sweeper.close()
 
     def alive(self) -> list[NodeView]:
         return [v for v in self.world() if v.state == "alive" and v.heartbeat.state == "running"]
@@ -197,6 +202,7 @@ class Distributor:
             wait_interval=settings.wait_interval,
             local=self.local,
             own=self.own,
+            sweep=self._sweeper.submit,
         )
         narrowing = _narrowing(query, plan, driving, scanned)
         outcome = coordinator.run(

@@ -78,6 +78,7 @@ def test_every_tpch_query_answers_exactly_and_most_are_shared(tpch_swarm: Apiary
         assert narrowed["cells_per_task"] <= narrowed["cells"] / tasks + 1, (number, narrowed)
         # ...and of the cell that straddles its edge, only the rows within its key range.
         assert narrowed["tasks_with_key_range"] == tasks, (number, narrowed)
+    ap.flush()  # each answered query's folder is deleted behind its answer
     assert ap.storage.list(QUERY_FOLDER) == []
 
 
