@@ -9,26 +9,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
+from support.fragment import FRAGMENT
 
 from apiary.ledger import CellMeta
 from apiary.storage import open_storage
 from apiary.swarm.coordinator import Coordinator, Outcome
-from apiary.swarm.manifest import FrameRef, Manifest, Task, result_path
+from apiary.swarm.manifest import Manifest, Task, result_path
 from apiary.swarm.worker import ipc_bytes
 from apiary.swarm.world import Heartbeat, NodeView
 
 HOUR = 3600.0
-FRAGMENT = Manifest(
-    query_id="0" * 32,
-    coordinator="n1",
-    frames=[
-        FrameRef(
-            hive="h", box="b", frame="f", columns=[{"name": "x", "type": "int64", "nullable": True}]
-        )
-    ],
-    fragment_sql="SELECT count(*) AS n FROM h.b.f",
-    tasks=[],
-)
 
 
 def test_its_own_tasks_answer_is_taken_without_waiting_for_the_next_look(tmp_path) -> None:

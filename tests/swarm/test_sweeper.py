@@ -15,26 +15,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 import pytest
+from support.fragment import FRAGMENT
 
 from apiary.errors import QueryCancelledError
 from apiary.ledger import CellMeta
 from apiary.storage import open_storage
 from apiary.swarm.coordinator import Coordinator, Sweeper
-from apiary.swarm.manifest import FrameRef, Manifest, Task, result_path
+from apiary.swarm.manifest import Manifest, Task, result_path
 from apiary.swarm.worker import ipc_bytes
 from apiary.swarm.world import Heartbeat, NodeView
 
-FRAGMENT = Manifest(
-    query_id="0" * 32,
-    coordinator="n1",
-    frames=[
-        FrameRef(
-            hive="h", box="b", frame="f", columns=[{"name": "x", "type": "int64", "nullable": True}]
-        )
-    ],
-    fragment_sql="SELECT count(*) AS n FROM h.b.f",
-    tasks=[],
-)
 CELLS = [CellMeta(path="cell_a.parquet", rows=1, bytes=10)]
 ALONE = [NodeView(Heartbeat(node_id="n1", bees_idle=1, cores=1), 0.0, "alive")]
 
