@@ -49,6 +49,9 @@ MAX_CELL_PATH = 1024
 MAX_FRAMES = 64
 MAX_BOUND_CHARS = 256
 
+# A backslash or a control character (a character loop over every cell path of a manifest was
+# a third of reading it: ~0.15 ms of each remote task's start).
+_UNSAFE_IN_PATH = re.compile(r"[\x00-\x1f\x7f\\]")
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 # Query and task ids become parts of object names: letters, digits, '_' and '-' only.
 Token = Annotated[str, StringConstraints(pattern=f"^{_TOKEN.pattern}$")]
@@ -80,7 +83,7 @@ class CellRef(BaseModel):
             len(path) > MAX_CELL_PATH
             or not path.endswith(".parquet")
             or any(part in ("", ".", "..") for part in parts)
-            or any(c == "\\" or ord(c) < 32 or c == "\x7f" for c in path)
+            or _UNSAFE_IN_PATH.search(path)
         ):
             raise ValueError(
                 "a cell path must be a relative path inside the frame folder ending in .parquet "

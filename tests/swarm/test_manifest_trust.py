@@ -137,6 +137,14 @@ HOSTILE = {
         },
         "inside the frame",
     ),
+    "cell-backslash": (
+        {"task": {"cells": [{"path": "region=x\\..\\..\\cell.parquet", "rows": 1, "bytes": 1}]}},
+        "inside the frame",
+    ),
+    "cell-control-character": (
+        {"task": {"cells": [{"path": "cell\u0000.parquet", "rows": 1, "bytes": 1}]}},
+        "inside the frame",
+    ),
     "cell-not-parquet": (
         {"task": {"cells": [{"path": "region=x/notes.json", "rows": 1, "bytes": 1}]}},
         "inside the frame",
