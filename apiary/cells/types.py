@@ -7,6 +7,7 @@ A frame stores flat columns only. Each storable type has one canonical name (``t
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, timedelta, timezone, tzinfo
@@ -82,6 +83,13 @@ def parse_type(text: str) -> pa.DataType:
     """
     if not isinstance(text, str):
         raise SchemaError(f"a column type must be a string, got {type(text).__name__}")
+    return _parse_type(text)
+
+
+# A few names, read again with every manifest and stored schema; one that fails is not kept
+# (an exception is never cached).
+@functools.lru_cache(maxsize=1024)
+def _parse_type(text: str) -> pa.DataType:
     # Spaces may surround punctuation ("decimal(10, 2)") but not split a word ("int 64").
     raw = re.sub(r"\s*([\[\](),=])\s*", r"\1", text.strip())
     key = raw.lower()
