@@ -73,10 +73,7 @@ class Storage:
     # -- reads -----------------------------------------------------------------------------
 
     def get(self, path: str) -> bytes:
-        self.counters["get"] += 1
-        data = self._call("get", path, lambda: bytes(obstore.get(self.store, path).bytes()))
-        self.bytes["get"] += len(data)
-        return data
+        return bytes(self.get_buffer(path))
 
     def get_buffer(self, path: str) -> memoryview:
         """An object's bytes, left in the storage client's buffer (no copy into Python bytes:

@@ -173,8 +173,11 @@ class Inotify:
         """Watch a folder made in the prefix; True if it is worth waking for: any new folder,
         or, with ``names``, one already holding such a file (written before the watch was
         added, so no event of its own tells)."""
-        if not self._add(folder) or self._names is None:
-            return self._names is None
+        added = self._add(folder)
+        if self._names is None:
+            return True
+        if not added:
+            return False  # gone already, or too many watched: the timed look covers it
         with contextlib.suppress(OSError):
             return any(entry.name in self._names for entry in os.scandir(folder))
         return False
