@@ -35,8 +35,8 @@ import threading
 import time
 import traceback
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, Protocol, TypeVar
@@ -65,6 +65,7 @@ from apiary.sql.tuning import PUSHDOWN
 
 log = logging.getLogger("apiary.bees")
 T = TypeVar("T")
+V = TypeVar("V")
 State = Literal["idle", "busy", "draining"]
 
 MiB = 1 << 20
@@ -142,6 +143,7 @@ DEFAULT_SCHEMA = "datafusion.catalog.default_schema"
 # (50 MB), or a 16th of a smaller bee's budget.
 METADATA_CACHE = "datafusion.runtime.metadata_cache_limit"
 METADATA_CACHE_MB = 50
+KEPT_VALUES = 64  # what Bee.keep holds per session, the most recently used
 # Below this many cores a join's inputs are not hash-repartitioned first: with so few cores
 # the shuffle costs more than the parallel join gains (Q9 -35 %, Q5 -20 %).
 JOIN_REPARTITION_FROM = 3
@@ -324,6 +326,26 @@ class Bee:
         # What a sealed child of this task is given (set last: context() above sets them too).
         self._partitions, self._reach, self._shape = partitions, reach, dict(shape or {})
         return kept.context
+
+    def keep(self, key: Hashable, make: Callable[[], V]) -> V:
+        """``make()``, kept with this bee's session under ``key`` for the tasks after this one
+        (the last :data:`KEPT_VALUES` used); made afresh while no session is kept.
+
+        For what is bound to the session, such as a DataFrame planned in it: the values go
+        with the session (a task that fails takes both), so none holds a runtime the bee
+        waits for. ``key`` must name everything the value depends on.
+        """
+        kept = self._kept
+        if kept is None:
+            return make()
+        if key in kept.values:
+            kept.values.move_to_end(key)
+            return kept.values[key]  # type: ignore[return-value]
+        value = make()
+        kept.values[key] = value
+        while len(kept.values) > KEPT_VALUES:
+            kept.values.popitem(last=False)
+        return value
 
     def end_session(self, failed: bool) -> None:
         """After a task: drop the tables it registered in the kept session, or the session
@@ -563,6 +585,7 @@ class _KeptSession:
     context: SessionContext
     folders: list[Path]  # its runtime's folder in the spill folder
     options: dict[str, str]  # the options as last set
+    values: OrderedDict[Hashable, object] = field(default_factory=OrderedDict)  # see Bee.keep
 
 
 @dataclass

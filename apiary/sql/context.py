@@ -17,6 +17,7 @@ from datafusion import DataFrame, LogicalPlan, SessionConfig, SessionContext
 
 from apiary.catalog import FrameDef, Registry
 from apiary.frame import Frame
+from apiary.sql.plan import Scan
 from apiary.sql.pruning import Pruned
 from apiary.storage import Location
 
@@ -124,6 +125,7 @@ class PlannedQuery:
     frames: list[PinnedFrame]
     default_hive: str | None  # USE HIVE / USE BOX in force
     default_box: str | None
+    scans: list[Scan]  # every scan of ``plan``, once per scan (sql.plan.scans)
 
     def pinned(self, catalog: str | None, schema: str | None, table: str) -> PinnedFrame | None:
         """The frame a scan names (missing parts resolved like DataFusion: with USE)."""

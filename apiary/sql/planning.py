@@ -17,6 +17,7 @@ from datafusion.catalog import CatalogProvider, Schema, SchemaProvider, Table
 
 from apiary.catalog.models import FrameDef, RegistryState
 from apiary.cells.types import schema_from_json
+from apiary.sql.plan import Scan
 from apiary.sql.sources import placeholder
 from apiary.sql.statements import split_version
 
@@ -85,6 +86,7 @@ class KeptPlan:
     plan: LogicalPlan
     planning: SessionContext  # the stand-ins it was planned in
     schemas: dict[tuple[str, str, str], pa.Schema]  # each frame it reads, as it was then
+    scans: list[Scan]  # its scans (reading them from the plan costs ~0.2 ms a time)
 
 
 class KeptPlans:

@@ -393,7 +393,7 @@ class SqlSession:
         kept = self._plans.get(key, schema_of)
         failed.clear()  # a frame that went: planned again below, and the error comes from there
         if kept is not None:
-            plan, planning = kept.plan, kept.planning
+            plan, planning, found = kept.plan, kept.planning, kept.scans
         else:
             with phase("planning"):
                 planning = stand_ins()
@@ -405,9 +405,10 @@ class SqlSession:
                     raise planning_error(exc, state, missing) from None
             if failed:
                 raise failed[0]
+            found = scans(plan)
 
         needs: dict[tuple[str, str, str], list[list[Predicate]]] = {}
-        for scan in scans(plan):
+        for scan in found:
             if scan.table.endswith(")") and not scan.catalog:
                 continue  # a table function such as generate_series(): no frame to pin
             hive = scan.catalog or self.hive
@@ -431,8 +432,10 @@ class SqlSession:
             self.last.frames.append(_report(frame, snap.version, version, pruned))
             pinned.append(PinnedFrame(hive, box, table, version, frame, pruned, schema))
         if kept is None:
-            self._plans.put(key, KeptPlan(plan, planning, schemas))
-        planned = PlannedQuery(query.sql, plan, planning, stand_ins, pinned, self.hive, self.box)
+            self._plans.put(key, KeptPlan(plan, planning, schemas, found))
+        planned = PlannedQuery(
+            query.sql, plan, planning, stand_ins, pinned, self.hive, self.box, found
+        )
         distributor = self.context.distributor
         # A frame named by time ("f@2026-...Z") runs here: a task names frames by version.
         if distributor is not None and not by_time:

@@ -23,7 +23,6 @@ from apiary.cells.stats import column_stats
 from apiary.cells.types import schema_to_json
 from apiary.ledger import CellMeta
 from apiary.sql.context import Decision, PinnedFrame, PlannedQuery
-from apiary.sql.plan import scans
 from apiary.storage import Storage
 from apiary.swarm.coordinator import Coordinator, Sweeper, bees_of, cut
 from apiary.swarm.cost import Estimate, estimate
@@ -363,7 +362,7 @@ def _key_range(link: _Narrowing, bounds: tuple[Any, Any], mine: pa.DataType) -> 
 
 def _scans(query: PlannedQuery) -> list[tuple[str | None, str | None, str]]:
     """Every scan of the plan by the name it is written with, once per scan."""
-    return [(s.catalog, s.schema, s.table) for s in scans(query.plan)]
+    return [(s.catalog, s.schema, s.table) for s in query.scans]
 
 
 def _is(ref: FrameRef | PinnedFrame, pinned: PinnedFrame) -> bool:

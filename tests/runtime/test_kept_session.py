@@ -92,3 +92,40 @@ def test_a_timed_out_query_leaves_a_new_session_that_works(tmp_path: Path) -> No
         )
         assert answer == [{"a": 42}]
         assert len(runtime_folders(pool)) == 1
+
+
+def test_values_are_kept_with_the_session_and_go_with_it(pool: BeePool) -> None:
+    made: list[str] = []
+
+    def make(name: str):
+        def run():
+            made.append(name)
+            return object()
+
+        return run
+
+    first = pool.run(lambda bee: (bee.session(), bee.keep("a", make("a")))[1], name="first")
+    again = pool.run(lambda bee: (bee.session(), bee.keep("a", make("a")))[1], name="again")
+    assert again is first and made == ["a"]  # made once, met again by the next task
+    other = pool.run(lambda bee: (bee.session(), bee.keep("b", make("b")))[1], name="other")
+    assert other is not first and made == ["a", "b"]
+
+    def fails(bee):
+        bee.collect(bee.session().sql("SELECT * FROM nowhere"))
+
+    with pytest.raises(Exception, match="nowhere"):
+        pool.run(fails, name="fails", retry=False)
+    after = pool.run(lambda bee: (bee.session(), bee.keep("a", make("a")))[1], name="after")
+    assert after is not first and made == ["a", "b", "a"]  # the failed task's session took it
+
+
+def test_only_the_most_recently_used_values_are_kept(pool: BeePool) -> None:
+    from apiary.runtime.bees import KEPT_VALUES
+
+    def fill(bee):
+        bee.session()
+        return [bee.keep(i, object) for i in range(KEPT_VALUES + 1)]
+
+    values = pool.run(fill, name="fill")
+    assert pool.run(lambda bee: bee.keep(KEPT_VALUES, object), name="newest") is values[-1]
+    assert pool.run(lambda bee: bee.keep(0, object), name="oldest") is not values[0]
