@@ -309,11 +309,11 @@ class Worker:
             if self.pool is None:
                 ctx = SessionContext(config)
                 register_object_store(ctx, reach.location, reach.credentials)
-                result = self._execute(manifest, task, ctx)
+                self._answer(manifest, task, self._execute(manifest, task, ctx), cancel)
             else:
                 catalog, schema = manifest.defaults
 
-                def run(bee: Any) -> pa.Table:
+                def run(bee: Any) -> None:
                     # the plan's shape, as on one node
                     shape = applied(checked.suited, bee.settings)
                     session = bee.session(catalog=catalog, schema=schema, reach=reach, shape=shape)
@@ -321,9 +321,13 @@ class Worker:
                     # (optimising the fragment again for them cost 0.3-2.7 ms of each task).
                     collect = functools.partial(bee.collect, optimized=checked.plan)
                     options = bee.options(shape=shape)
-                    return self._execute(manifest, task, session, collect, options, bee.keep)
+                    result = self._execute(manifest, task, session, collect, options, bee.keep)
+                    # Answered from the bee itself: the coordinator waits for this answer, not
+                    # for the bee's own ending (its session's tables dropped, the pool's thread
+                    # handing back: ~0.4 ms of a shared query's last answer).
+                    self._answer(manifest, task, result, cancel)
 
-                result = self.pool.run(
+                self.pool.run(
                     run,
                     name=f"task {task.task_id} of query {manifest.query_id[:8]}",
                     retry=False,  # the coordinator retries elsewhere
@@ -336,9 +340,12 @@ class Worker:
             log.warning("task %s of query %s failed: %s", task.task_id, manifest.query_id, exc)
             message = f"{type(exc).__name__}: {exc}"[:2000].encode()
             self.storage.put(error_path(manifest.query_id, task.task_id, self.node_id), message)
-            return
+
+    def _answer(
+        self, manifest: Manifest, task: Task, result: pa.Table, cancel: threading.Event | None
+    ) -> None:
         if cancel is not None and cancel.is_set():
-            return  # finished after its query ended
+            return  # finished after its query ended: writing would only bring its folder back
         self.storage.put(
             result_path(manifest.query_id, task.task_id, self.node_id), ipc_bytes(result)
         )
