@@ -26,6 +26,7 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -81,14 +82,20 @@ class Timer:
         self._event.set()
 
 
-def watch(location: Location, prefix: str, names: frozenset[str] | None = None) -> Watch:
+def watch(
+    location: Location,
+    prefix: str,
+    names: frozenset[str] | None = None,
+    ignore: Callable[[str], bool] | None = None,
+) -> Watch:
     """A watch on ``prefix`` (one folder name at the root) and the folders made in it, woken
-    by files of ``names`` only (None: any file, and any new folder); a :class:`Timer` where
-    the kernel cannot tell (not a local root, not Linux, no inotify)."""
+    by files of ``names`` only (None: any file, and any new folder), and never by what lands
+    in a folder whose name ``ignore`` accepts as it is made; a :class:`Timer` where the
+    kernel cannot tell (not a local root, not Linux, no inotify)."""
     if location.scheme != "file" or not sys.platform.startswith("linux") or "/" in prefix:
         return Timer()
     try:
-        return Inotify(Path(location.path), prefix, names=names)
+        return Inotify(Path(location.path), prefix, names=names, ignore=ignore)
     except OSError:
         return Timer()
 
@@ -124,7 +131,13 @@ class Inotify:
     notifies = True
 
     def __init__(
-        self, root: Path, prefix: str, *, tree: bool = True, names: frozenset[str] | None = None
+        self,
+        root: Path,
+        prefix: str,
+        *,
+        tree: bool = True,
+        names: frozenset[str] | None = None,
+        ignore: Callable[[str], bool] | None = None,
     ) -> None:
         self._libc = _libc()
         fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -135,6 +148,7 @@ class Inotify:
         self._root = root
         self._prefix = prefix
         self._names = names
+        self._ignore = ignore
         self._folders: dict[int, Path] = {}  # watch descriptor -> folder
         self._lock = threading.Lock()
         try:
@@ -172,7 +186,9 @@ class Inotify:
     def _add_query_folder(self, folder: Path) -> bool:
         """Watch a folder made in the prefix; True if it is worth waking for: any new folder,
         or, with ``names``, one already holding such a file (written before the watch was
-        added, so no event of its own tells)."""
+        added, so no event of its own tells). A folder ``ignore`` accepts is not watched."""
+        if self._ignore is not None and self._ignore(folder.name):
+            return False
         added = self._add(folder)
         if self._names is None:
             return True

@@ -127,8 +127,12 @@ class Worker:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        # Only a manifest can give this node work; answers landing need not wake it.
-        self._watch = watch(self.storage.location, QUERIES, names=frozenset({MANIFEST}))
+        # Only a manifest can give this node work; answers landing need not wake it, nor the
+        # queries this node coordinates (their manifest appearing woke this loop just as the
+        # coordinator's own task started, on the same core).
+        self._watch = watch(
+            self.storage.location, QUERIES, names=frozenset({MANIFEST}), ignore=self._is_own
+        )
         self._thread = threading.Thread(target=self._run, name="apiary-worker", daemon=True)
         self._thread.start()
 
@@ -243,6 +247,9 @@ class Worker:
                 for info in objects:
                     with contextlib.suppress(NotFoundError):  # another node swept it first
                         self.storage.delete(info.path)
+
+    def _is_own(self, query_id: str) -> bool:
+        return query_id in self._own
 
     @contextlib.contextmanager
     def own(self, query_id: str) -> Iterator[None]:

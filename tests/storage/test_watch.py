@@ -71,6 +71,23 @@ def test_a_watch_for_manifests_sleeps_through_answers_and_heartbeats(tmp_path: P
         watching.close()
 
 
+def test_folders_the_watcher_ignores_never_wake_it(tmp_path: Path) -> None:
+    """A node leaves the queries it coordinates to its coordinator: their manifests appearing
+    must not wake its worker, while any other query's still does."""
+    storage = open_storage(str(tmp_path / "root"))
+    mine = {"mine"}
+    manifests = frozenset({"manifest.json"})
+    watching = watch(storage.location, "_queries", names=manifests, ignore=mine.__contains__)
+    try:
+        storage.put("_queries/mine/manifest.json", b"{}")
+        assert watching.wait(0.5) is False
+        storage.put("_queries/mine/manifest.json", b"{ }")  # rewritten: still not this node's
+        assert watching.wait(0.5) is False
+        _wakes(watching, lambda: storage.put("_queries/other/manifest.json", b"{}"))
+    finally:
+        watching.close()
+
+
 def test_a_poke_wakes_a_wait_on_any_backend(tmp_path: Path) -> None:
     for watching in (watch(open_storage(str(tmp_path / "root")).location, "_queries"), Timer()):
         try:
