@@ -379,11 +379,11 @@ class Worker:
             scratch_folder(self.storage.location, parent) as scratch,
             LINKED.holding() as linked,
         ):
-            # Whole cells through the node's cache, if it has one, linked into one folder;
-            # either way every cell's size is checked against what the coordinator recorded.
             # Only tables kept across tasks (linked ones) can be met again.
             kept: Keep = keep if keep is not None and local else _made
             tables: list[tuple[str, str, str, Table]] = []
+            # Whole cells through the node's cache, if it has one, linked into one folder;
+            # either way every cell's size is checked against what the coordinator recorded.
             fetch = None
             if self.cache is not None:
                 fetch = functools.partial(self.cache.fetch, download=self.storage.get)
