@@ -11,7 +11,7 @@ from datafusion.catalog import Table
 from support.waiting import wait_until
 
 from apiary.errors import TaskTimeoutError
-from apiary.runtime.bees import RUNTIME_DIR, BeePool
+from apiary.runtime.bees import KEPT_VALUES, RUNTIME_DIR, BeePool
 from apiary.sql.sources import register_table
 
 MiB = 1 << 20
@@ -120,8 +120,6 @@ def test_values_are_kept_with_the_session_and_go_with_it(pool: BeePool) -> None:
 
 
 def test_only_the_most_recently_used_values_are_kept(pool: BeePool) -> None:
-    from apiary.runtime.bees import KEPT_VALUES
-
     def fill(bee):
         bee.session()
         return [bee.keep(i, object) for i in range(KEPT_VALUES + 1)]
